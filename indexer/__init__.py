@@ -1,0 +1,1 @@
+"""The indexer: follows trek.log and its rotations into the audit database."""

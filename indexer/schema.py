@@ -1,0 +1,146 @@
+"""The audit database: its tables, indexes and migrations.
+
+The schema version lives in ``PRAGMA user_version``; ``migrate`` brings any older
+database up to ``SCHEMA_VERSION`` one step at a time, each step in one transaction.
+Audit rows are permanent: nothing here, or anywhere in the project, deletes them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+__all__ = ["SCHEMA_VERSION", "connect", "migrate", "open_database", "schema_version"]
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["audit_log"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "event_id": str,
+            "seq": int,
+            "ts": str,
+            "action": str,
+            "user_id": int,
+            "username": str,
+            "email": str,
+            "resource": str,
+            "ip": str,
+            "details": str,
+        },
+        pk="id",
+        not_null={"event_id", "ts", "action"},
+    )
+    audit = db["audit_log"]
+    audit.create_index(["event_id"], index_name="audit_log_event_id", unique=True)  # type: ignore[union-attr]
+    # Every page is newest first by id; each filter gets an index that ends in id so a
+    # filtered page is a range scan in id order, not a sort.
+    for columns in (["action", "id"], ["user_id", "id"], ["username", "id"], ["email", "id"],
+                    ["ip", "id"], ["ts", "id"], ["seq"]):
+        audit.create_index(columns, index_name="audit_log_" + "_".join(columns))  # type: ignore[union-attr]
+    audit.enable_fts(  # type: ignore[union-attr]
+        ["action", "username", "email", "resource", "ip", "details"],
+        fts_version="FTS5",
+        create_triggers=True,
+    )
+
+    # One row per log file the indexer has seen. A file is known by its key (the id of
+    # its first line), never by its path or inode alone.
+    db["log_files"].create(  # type: ignore[union-attr]
+        {
+            "key": str,
+            "path": str,
+            "inode": int,
+            "offset": int,
+            "first_seq": int,
+            "last_seq": int,
+            "finished": int,
+            "first_seen": str,
+            "updated": str,
+        },
+        pk="key",
+        not_null={"offset"},
+        defaults={"offset": 0, "finished": 0},
+    )
+    db["rejected_lines"].create(  # type: ignore[union-attr]
+        {
+            "id": int,
+            "file": str,
+            "offset": int,
+            "length": int,
+            "reason": str,
+            "raw": bytes,
+            "detected": str,
+        },
+        pk="id",
+        not_null={"file", "offset", "reason"},
+    )
+    db["gaps"].create(  # type: ignore[union-attr]
+        {"first_seq": int, "last_seq": int, "detected": str},
+        pk="first_seq",
+        not_null={"last_seq"},
+    )
+    # Problems that are not a single line: truncation, replacement, lost files.
+    db["incidents"].create(  # type: ignore[union-attr]
+        {"id": int, "kind": str, "file": str, "message": str, "detected": str},
+        pk="id",
+        not_null={"kind", "message"},
+    )
+    # Counters kept in the same transaction as the rows they describe, so the panel never
+    # counts the whole table: indexed, last_seq, next_seq.
+    db["indexer_state"].create({"name": str, "value": int}, pk="name")  # type: ignore[union-attr]
+    db["indexer_state"].insert_all(  # type: ignore[union-attr]
+        [{"name": "indexed", "value": 0}, {"name": "last_seq", "value": 0}, {"name": "next_seq", "value": 1}]
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: str | Path, *, readonly: bool = False, timeout: float = 30.0) -> sqlite3.Connection:
+    """Open the audit database with the settings every connection needs (WAL, busy timeout)."""
+    if readonly:
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply every migration the database lacks; return the resulting version."""
+    version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"audit database has schema version {version}, newer than this trek-audit "
+            f"understands ({SCHEMA_VERSION}); upgrade trek-audit"
+        )
+    db = sqlite_utils.Database(conn)
+    for number in range(version, SCHEMA_VERSION):
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            # Re-check inside the write lock: another process may have migrated meanwhile.
+            if schema_version(conn) > number:
+                continue
+            MIGRATIONS[number](db)
+            conn.execute(f"PRAGMA user_version={number + 1}")
+    return schema_version(conn)
+
+
+def open_database(path: str | Path) -> sqlite3.Connection:
+    """Open (creating if needed) the audit database read-write and bring it up to date."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    migrate(conn)
+    return conn

@@ -1,0 +1,1 @@
+"""trek-audit's command line: one click group gathering the commands of each component."""

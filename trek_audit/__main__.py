@@ -1,0 +1,3 @@
+from trek_audit.cli import main
+
+main()

@@ -1,0 +1,16 @@
+"""The ``trek-audit`` command: a click group with each component's commands."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trek-audit")
+def main() -> None:
+    """trek-audit: the audit log of TREK, log file first.
+
+    \b
+    Example:
+        trek-audit record user.login --user-id 7 --username alice
+    """

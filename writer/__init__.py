@@ -1,0 +1,1 @@
+"""The writer: the audit line format, the action catalog and the appender."""

@@ -1,0 +1,209 @@
+"""Line format v1: one JSON object per line, UTF-8, ending in a newline.
+
+This module is the public interface between everything that writes trek.log and
+everything that reads it. ``encode`` is what the writer appends; ``decode`` is what the
+indexer accepts. Both follow ``writer/audit-line-v1.schema.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypedDict
+
+import orjson
+
+__all__ = [
+    "ACTION_PATTERN",
+    "FORMAT_VERSION",
+    "KEYS",
+    "LineError",
+    "User",
+    "Event",
+    "check_action",
+    "check_details",
+    "check_optional_str",
+    "check_user",
+    "decode",
+    "encode",
+]
+
+FORMAT_VERSION = 1
+ACTION_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
+KEYS = ("v", "id", "seq", "ts", "action", "user", "resource", "ip", "details")
+_KEY_SET = frozenset(KEYS)
+_USER_KEYS = frozenset(("id", "username", "email"))
+_TS_PATTERN = re.compile(
+    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}Z"
+)
+_MAX_ID_LENGTH = 128
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# orjson leaves these as raw UTF-8. They are not newlines to a byte-oriented reader, but
+# str.splitlines(), JavaScript and some shippers break lines on them, so they are escaped.
+# UTF-8 is self-synchronising, so these byte sequences can only be these characters.
+_LINE_BREAKERS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+
+
+class User(TypedDict):
+    id: int | None
+    username: str | None
+    email: str | None
+
+
+class Event(TypedDict):
+    v: int
+    id: str
+    seq: int
+    ts: str
+    action: str
+    user: User | None
+    resource: str | None
+    ip: str | None
+    details: dict[str, Any] | None
+
+
+class LineError(ValueError):
+    """A line that is not a valid format-v1 event; ``reason`` says why in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_action(action: object) -> str:
+    """Return the action key, or raise ValueError if it is not well formed."""
+    if not isinstance(action, str) or ACTION_PATTERN.fullmatch(action) is None:
+        raise ValueError(
+            f"malformed action key {action!r}: expected dotted lowercase words such as "
+            "'user.login' (pattern ^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)+$)"
+        )
+    return action
+
+
+def check_optional_str(name: str, value: object) -> str | None:
+    """Return ``value`` if it is a string or None, else raise TypeError naming the field."""
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{name} must be a string or None, not {type(value).__name__}")
+
+
+def check_user(user: object) -> User | None:
+    """Return the user object in its canonical form, or raise TypeError/ValueError."""
+    if user is None:
+        return None
+    if not isinstance(user, dict):
+        raise TypeError(f"user must be a dict with id, username and email, or None, not {type(user).__name__}")
+    unknown = set(user) - _USER_KEYS
+    if unknown:
+        raise ValueError(f"user has unknown keys {sorted(unknown)}; allowed: id, username, email")
+    user_id = user.get("id")
+    if user_id is not None and (type(user_id) is not int or not _INT64_MIN <= user_id <= _INT64_MAX):
+        raise TypeError(f"user id must be a 64-bit integer or None, not {user_id!r}")
+    return {
+        "id": user_id,
+        "username": check_optional_str("user username", user.get("username")),
+        "email": check_optional_str("user email", user.get("email")),
+    }
+
+
+def check_details(details: object) -> dict[str, Any] | None:
+    """Return ``details`` if it is None or a JSON object of JSON values, else raise TypeError/ValueError."""
+    if details is None:
+        return None
+    if not isinstance(details, dict):
+        raise TypeError(f"details must be a JSON object (dict) or None, not {type(details).__name__}")
+    _check_json_value(details, "details")
+    return details
+
+
+def _check_json_value(value: object, path: str) -> None:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return
+    if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+            raise ValueError(f"{path} is an integer outside the 64-bit range JSON readers accept")
+        return
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"{path} is {value!r}, which JSON cannot represent")
+        return
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                raise TypeError(f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are strings")
+            _check_json_value(item, f"{path}[{key!r}]")
+        return
+    if kind is list:
+        for index, item in enumerate(value):  # type: ignore[arg-type]
+            _check_json_value(item, f"{path}[{index}]")
+        return
+    raise TypeError(f"{path} is a {kind.__name__}, which is not a JSON value")
+
+
+def encode(event: Event) -> bytes:
+    """Serialise an event to one line of bytes, newline included."""
+    data = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+    for raw, escaped in _LINE_BREAKERS:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
+def decode(line: bytes, max_bytes: int | None = None) -> Event:
+    """Parse one line (with or without its newline) into an event, or raise LineError with the reason."""
+    if max_bytes is not None and len(line) > max_bytes:
+        raise LineError(f"line longer than {max_bytes} bytes")
+    if not line.strip():
+        raise LineError("blank line")
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        if _is_utf8_error(line):
+            raise LineError("not UTF-8") from None
+        raise LineError(f"not JSON: {error}") from None
+    if type(obj) is not dict:
+        raise LineError("not a JSON object")
+    if obj.keys() != _KEY_SET:
+        missing = _KEY_SET - obj.keys()
+        if missing:
+            raise LineError(f"missing key {sorted(missing)[0]!r}")
+        raise LineError(f"unknown key {sorted(obj.keys() - _KEY_SET)[0]!r}")
+    if obj["v"] != FORMAT_VERSION or type(obj["v"]) is not int:
+        raise LineError(f"unsupported format version {obj['v']!r}")
+    event_id = obj["id"]
+    if type(event_id) is not str or not event_id or len(event_id) > _MAX_ID_LENGTH:
+        raise LineError(f"id must be a non-empty string of at most {_MAX_ID_LENGTH} characters")
+    seq = obj["seq"]
+    if type(seq) is not int or seq < 1:
+        raise LineError("seq must be a positive integer")
+    ts = obj["ts"]
+    if type(ts) is not str or _TS_PATTERN.fullmatch(ts) is None:
+        raise LineError("ts must be UTC RFC 3339 with microseconds, e.g. 2026-11-26T13:22:49.123456Z")
+    action = obj["action"]
+    if type(action) is not str or ACTION_PATTERN.fullmatch(action) is None:
+        raise LineError("malformed action key")
+    user = obj["user"]
+    if user is not None:
+        if type(user) is not dict or user.keys() != _USER_KEYS:
+            raise LineError("user must be null or an object with id, username and email")
+        uid = user["id"]
+        if uid is not None and type(uid) is not int:
+            raise LineError("user.id must be an integer or null")
+        for key in ("username", "email"):
+            if user[key] is not None and type(user[key]) is not str:
+                raise LineError(f"user.{key} must be a string or null")
+    for key in ("resource", "ip"):
+        if obj[key] is not None and type(obj[key]) is not str:
+            raise LineError(f"{key} must be a string or null")
+    if obj["details"] is not None and type(obj["details"]) is not dict:
+        raise LineError("details must be a JSON object or null")
+    return obj  # type: ignore[return-value]
+
+
+def _is_utf8_error(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
