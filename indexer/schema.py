@@ -38,8 +38,15 @@ def _v1(db: sqlite_utils.Database) -> None:
     audit.create_index(["event_id"], index_name="audit_log_event_id", unique=True)  # type: ignore[union-attr]
     # Every page is newest first by id; each filter gets an index that ends in id so a
     # filtered page is a range scan in id order, not a sort.
-    for columns in (["action", "id"], ["user_id", "id"], ["username", "id"], ["email", "id"],
-                    ["ip", "id"], ["ts", "id"], ["seq"]):
+    for columns in (
+        ["action", "id"],
+        ["user_id", "id"],
+        ["username", "id"],
+        ["email", "id"],
+        ["ip", "id"],
+        ["ts", "id"],
+        ["seq"],
+    ):
         audit.create_index(columns, index_name="audit_log_" + "_".join(columns))  # type: ignore[union-attr]
     audit.enable_fts(  # type: ignore[union-attr]
         ["action", "username", "email", "resource", "ip", "details"],
@@ -93,15 +100,44 @@ def _v1(db: sqlite_utils.Database) -> None:
     # counts the whole table: indexed, last_seq, next_seq.
     db["indexer_state"].create({"name": str, "value": int}, pk="name")  # type: ignore[union-attr]
     db["indexer_state"].insert_all(  # type: ignore[union-attr]
-        [{"name": "indexed", "value": 0}, {"name": "last_seq", "value": 0}, {"name": "next_seq", "value": 1}]
+        [
+            {"name": "indexed", "value": 0},
+            {"name": "last_seq", "value": 0},
+            {"name": "next_seq", "value": 1},
+        ]
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    # More counters so that status never counts a table: rejected lines, incidents and the
+    # time of the last commit that indexed something (Unix milliseconds).
+    conn = db.conn
+    conn.execute(
+        "INSERT OR IGNORE INTO indexer_state (name, value) "
+        "SELECT 'rejected', count(*) FROM rejected_lines"
+    )
+    conn.execute(
+        "INSERT OR IGNORE INTO indexer_state (name, value) "
+        "SELECT 'incidents', count(*) FROM incidents"
+    )
+    conn.execute("INSERT OR IGNORE INTO indexer_state (name, value) VALUES ('last_indexed_at', 0)")
+    # What was last seen at each log path (key and inode), to tell a rename from a
+    # truncation or replacement in place.
+    db["log_paths"].create(  # type: ignore[union-attr]
+        {"path": str, "key": str, "inode": int, "seen": str},
+        pk="path",
+    )
+    # Which file a rejected line came from, by key: names move on every rotation.
+    conn.execute("ALTER TABLE rejected_lines ADD COLUMN file_key TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: str | Path, *, readonly: bool = False, timeout: float = 30.0) -> sqlite3.Connection:
+def connect(
+    path: str | Path, *, readonly: bool = False, timeout: float = 30.0
+) -> sqlite3.Connection:
     """Open the audit database with the settings every connection needs (WAL, busy timeout)."""
     if readonly:
         uri = Path(path).resolve().as_uri() + "?mode=ro"

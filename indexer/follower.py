@@ -1,0 +1,224 @@
+"""The indexer as background work: follow the log directory until stopped.
+
+A periodic rescan (every ``rescan_interval`` seconds) is the source of truth. watchdog
+events only wake the loop early, for low latency: inotify merges and drops events, and
+an exception in a handler would kill the observer's thread, so the handler only sets an
+Event and a dead observer is replaced at the next turn of the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from indexer.ledger import Ledger
+from indexer.lock import IndexerLock
+from indexer.scanner import Scanner, ScanReport
+from indexer.schema import open_database
+from indexer.segments import LOG_NAME
+from indexer.status import DB_NAME, LOG_SUBDIR
+
+__all__ = ["Indexer"]
+
+log = logging.getLogger(__name__)
+
+
+class _WakeOnLogChange(FileSystemEventHandler):
+    """Set ``wake`` when anything named trek.log* changes; never raise into watchdog."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        self.wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            for path in (event.src_path, getattr(event, "dest_path", "")):
+                if path and os.path.basename(os.fsdecode(path)).startswith(LOG_NAME):
+                    self.wake.set()
+                    return
+        except Exception:  # a hint is never worth a dead observer
+            log.exception("ignoring a file-system event the indexer could not read")
+            self.wake.set()
+
+
+class Indexer:
+    """Index ``<data>/logs/trek.log*`` into ``<data>/audit.db``, exactly once.
+
+    Use ``run_once()`` to index what is there and return, or run it in the background as a
+    context manager (``with Indexer(data_dir) as ix: ...``) or with ``start()``/``stop()``.
+    Only one indexer works on a data directory at a time: opening a second raises
+    IndexerBusy, or with ``wait`` waits (True: as long as it takes, a number: seconds).
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        rescan_interval: float = 1.0,
+        watch: bool = True,
+        wait: bool | float = False,
+        max_line_bytes: int = 64 * 1024,
+        batch_size: int = 5000,
+        fragment_grace: float = 2.0,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.log_dir = self.data_dir / LOG_SUBDIR
+        self.db_path = self.data_dir / DB_NAME
+        self.rescan_interval = rescan_interval
+        self.watch = watch
+        self.wait = wait
+        self.max_line_bytes = max_line_bytes
+        self.batch_size = batch_size
+        self.fragment_grace = fragment_grace
+        self.on_progress = on_progress
+        self.stop_event = threading.Event()
+        self.last_report: ScanReport | None = None
+        self.scans = 0
+        self.observer_restarts = 0
+        self._wake = threading.Event()
+        self._lock = IndexerLock(self.data_dir)
+        self._scan_lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._scanner: Scanner | None = None
+        self._thread: threading.Thread | None = None
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Take the directory's lock and open the database (run_once and start do this)."""
+        if self._scanner is not None:
+            return
+        self._lock.acquire(wait=self.wait, stop=self.stop_event)
+        try:
+            conn = open_database(self.db_path)
+            conn.isolation_level = None  # transactions are explicit: see Ledger.commit
+            self._conn = conn
+            self._scanner = Scanner(
+                Ledger(conn),
+                self.log_dir,
+                max_line=self.max_line_bytes,
+                batch_size=self.batch_size,
+                fragment_grace=self.fragment_grace,
+                stop=self.stop_event,
+                on_progress=self.on_progress,
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the database and release the lock. Every batch is already committed."""
+        self._scanner = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        self._lock.release()
+
+    def run_once(self) -> ScanReport:
+        """Index everything complete in the log files now, then return what was done."""
+        opened_here = self._scanner is None
+        self.open()
+        try:
+            with self._scan_lock:
+                assert self._scanner is not None
+                report = self._scanner.scan()
+            self.scans += 1
+            self.last_report = report
+            return report
+        finally:
+            if opened_here and self._thread is None:
+                self.close()
+
+    def start(self) -> Indexer:
+        """Start following in a background thread."""
+        if self._thread is not None:
+            raise RuntimeError("this indexer is already running")
+        self.stop_event.clear()
+        self.open()
+        self._thread = threading.Thread(target=self._follow, name="trek-indexer")
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop following: finish the batch in hand, commit it, release the lock."""
+        self.stop_event.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("indexer thread did not stop within %s s", timeout)
+        self._stop_observer()
+        self.close()
+
+    def wake(self) -> None:
+        """Ask for a scan now rather than at the next rescan."""
+        self._wake.set()
+
+    def __enter__(self) -> Indexer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _follow(self) -> None:
+        failures = 0
+        while not self.stop_event.is_set():
+            if self.watch:
+                self._ensure_observer()
+            self._wake.clear()
+            try:
+                self.run_once()
+            except Exception:
+                failures += 1
+                pause = min(30.0, self.rescan_interval * 2 ** min(failures, 5))
+                log.exception("indexing pass failed; retrying in %.1f s", pause)
+                self.stop_event.wait(pause)
+                continue
+            failures = 0
+            self._wake.wait(self.rescan_interval)
+
+    def _ensure_observer(self) -> None:
+        observer = self._observer
+        if observer is not None and observer.is_alive():
+            return
+        if observer is not None:
+            self.observer_restarts += 1
+            log.warning("file watcher stopped; starting a new one")
+            self._stop_observer()
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            observer = Observer()
+            observer.schedule(_WakeOnLogChange(self._wake), str(self.log_dir), recursive=False)
+            observer.daemon = True
+            observer.start()
+        except Exception:
+            log.exception("cannot watch %s; relying on the rescan alone", self.log_dir)
+            return
+        self._observer = observer
+
+    def _stop_observer(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is None:
+            return
+        try:
+            observer.stop()
+            observer.join(5.0)
+        except Exception:
+            log.exception("ignoring an error while stopping the file watcher")

@@ -1,0 +1,228 @@
+"""The indexer's side of audit.db: rows, reading positions, counters and gaps, committed together.
+
+Everything one batch changes (its rows, its rejected lines, the file's new offset, the
+counters, the gaps, any incident) goes into one transaction, so a crash at any moment
+leaves either all of it or none of it: nothing is lost and nothing indexed twice.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["FileState", "Ledger", "Row", "Rejected"]
+
+# (event_id, seq, ts, action, user_id, username, email, resource, ip, details)
+Row = tuple[Any, ...]
+# (file, file_key, offset, length, reason, raw)
+Rejected = tuple[str, str | None, int, int, str, bytes]
+
+_INSERT_ROW = (
+    "INSERT OR IGNORE INTO audit_log "
+    "(event_id, seq, ts, action, user_id, username, email, resource, ip, details) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_REJECTED = (
+    'INSERT INTO rejected_lines (file, file_key, "offset", length, reason, raw, detected) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_FILE = (
+    'INSERT INTO log_files (key, path, inode, "offset", first_seq, last_seq, finished, '
+    "first_seen, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET path = excluded.path, inode = excluded.inode, "
+    '"offset" = excluded."offset", '
+    "first_seq = excluded.first_seq, last_seq = excluded.last_seq, finished = excluded.finished, "
+    "updated = excluded.updated"
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class FileState:
+    """A log file's row in log_files: where reading resumes."""
+
+    key: str
+    path: str
+    inode: int
+    offset: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    finished: bool = False
+    first_seen: str = ""
+    stored: bool = False  # whether the row exists in the database yet
+
+
+class Ledger:
+    """Counters, gaps and file positions, in memory and in audit.db, kept equal by ``commit``."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.indexed = 0
+        self.last_seq = 0
+        self.next_seq = 1
+        self.rejected = 0
+        self.incidents = 0
+        self._gaps: list[list[Any]] = []  # [first, last, detected], sorted by first
+        self._gap_starts: list[int] = []
+        self._gaps_dirty = False
+        self.reload()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Forget unsaved changes: read counters and gaps back from the database."""
+        counters = dict(self.conn.execute("SELECT name, value FROM indexer_state").fetchall())
+        self.indexed = counters.get("indexed", 0)
+        self.last_seq = counters.get("last_seq", 0)
+        self.next_seq = counters.get("next_seq", 1)
+        self.rejected = counters.get("rejected", 0)
+        self.incidents = counters.get("incidents", 0)
+        self._gaps = [
+            list(row)
+            for row in self.conn.execute(
+                "SELECT first_seq, last_seq, detected FROM gaps ORDER BY first_seq"
+            )
+        ]
+        self._gap_starts = [gap[0] for gap in self._gaps]
+        self._gaps_dirty = False
+
+    @property
+    def gaps(self) -> list[tuple[int, int]]:
+        return [(first, last) for first, last, _ in self._gaps]
+
+    def file(self, key: str) -> FileState | None:
+        row = self.conn.execute(
+            'SELECT key, path, inode, "offset", first_seq, last_seq, finished, first_seen '
+            "FROM log_files WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        return FileState(*row[:6], finished=bool(row[6]), first_seen=row[7] or "", stored=True)
+
+    def occupant(self, path: str) -> tuple[str | None, int] | None:
+        """Return (key, inode) last seen at ``path``, or None."""
+        row = self.conn.execute(
+            "SELECT key, inode FROM log_paths WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    # -- sequence numbers ------------------------------------------------------------------
+
+    def note_seq(self, seq: int) -> None:
+        """Account for an event's seq: advance the expected seq, open a gap, or fill one."""
+        if seq == self.next_seq:
+            self.next_seq = seq + 1
+        elif seq > self.next_seq:
+            self._add_gap(self.next_seq, seq - 1)
+            self.next_seq = seq + 1
+        elif self._gaps:
+            self._fill(seq)
+        if seq > self.last_seq:
+            self.last_seq = seq
+
+    def _add_gap(self, first: int, last: int) -> None:
+        self._gaps.append([first, last, now_iso()])  # always beyond every existing gap
+        self._gap_starts.append(first)
+        self._gaps_dirty = True
+
+    def _fill(self, seq: int) -> None:
+        index = bisect.bisect_right(self._gap_starts, seq) - 1
+        if index < 0:
+            return
+        first, last, detected = self._gaps[index]
+        if seq > last:
+            return  # not inside a gap: an older or foreign event, indexed as usual
+        pieces = [[a, b, detected] for a, b in ((first, seq - 1), (seq + 1, last)) if a <= b]
+        self._gaps[index : index + 1] = pieces
+        self._gap_starts[index : index + 1] = [piece[0] for piece in pieces]
+        self._gaps_dirty = True
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def commit(
+        self,
+        *,
+        rows: Sequence[Row] = (),
+        rejected: Sequence[Rejected] = (),
+        file: FileState | None = None,
+        incidents: Sequence[tuple[str, str, str]] = (),
+        occupant: tuple[str, str | None, int] | None = None,
+    ) -> int:
+        """Write one batch and everything it changes in one transaction; return rows inserted.
+
+        On any error the transaction rolls back and the in-memory counters are reloaded.
+        """
+        conn = self.conn
+        stamp = now_iso()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            inserted = conn.executemany(_INSERT_ROW, rows).rowcount if rows else 0
+            inserted = max(inserted, 0)
+            if rejected:
+                conn.executemany(_INSERT_REJECTED, [(*item, stamp) for item in rejected])
+            if incidents:
+                conn.executemany(
+                    "INSERT INTO incidents (kind, file, message, detected) VALUES (?, ?, ?, ?)",
+                    [(*item, stamp) for item in incidents],
+                )
+            if self._gaps_dirty:
+                conn.execute("DELETE FROM gaps")  # bookkeeping, not audit rows: rewritten whole
+                conn.executemany(
+                    "INSERT INTO gaps (first_seq, last_seq, detected) VALUES (?, ?, ?)", self._gaps
+                )
+            if file is not None:
+                conn.execute(
+                    _UPSERT_FILE,
+                    (
+                        file.key,
+                        file.path,
+                        file.inode,
+                        file.offset,
+                        file.first_seq,
+                        file.last_seq,
+                        int(file.finished),
+                        file.first_seen or stamp,
+                        stamp,
+                    ),
+                )
+            if occupant is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO log_paths (path, key, inode, seen) VALUES (?, ?, ?, ?)",
+                    (*occupant, stamp),
+                )
+            counters = [
+                ("indexed", self.indexed + inserted),
+                ("last_seq", self.last_seq),
+                ("next_seq", self.next_seq),
+                ("rejected", self.rejected + len(rejected)),
+                ("incidents", self.incidents + len(incidents)),
+            ]
+            if inserted:
+                counters.append(("last_indexed_at", int(time.time() * 1000)))
+            conn.executemany(
+                "INSERT OR REPLACE INTO indexer_state (name, value) VALUES (?, ?)", counters
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.reload()
+            raise
+        self.indexed += inserted
+        self.rejected += len(rejected)
+        self.incidents += len(incidents)
+        self._gaps_dirty = False
+        if file is not None:
+            file.stored = True
+            if not file.first_seen:
+                file.first_seen = stamp
+        return inserted

@@ -1,0 +1,280 @@
+"""One pass over the log files: read what is new in each, oldest file first, and commit it.
+
+Files are opened newest first (trek.log, trek.log.1, ...) and read oldest first. Renames
+only move files towards higher numbers, so opening newest first sees every file that
+existed when the pass began, at worst twice (the same key twice: the second is skipped);
+and because an open file stays readable after a rename or unlink, a renamed file is
+read to its end before its successor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from indexer.ledger import FileState, Ledger, Rejected, Row
+from indexer.segments import LOG_NAME, LineReader, file_key, list_log_files
+from writer.line import Event, LineError, decode
+
+__all__ = ["ScanReport", "Scanner", "event_row"]
+
+log = logging.getLogger(__name__)
+
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass
+class ScanReport:
+    """What one pass did."""
+
+    files: int = 0
+    rows: int = 0
+    rejected: int = 0
+    bytes: int = 0
+    incidents: int = 0
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    last_seq: int = 0
+
+
+@dataclass
+class _Segment:
+    path: Path
+    file: BinaryIO
+    inode: int
+    size: int
+    key: str | None
+    has_newer: bool
+
+
+def event_row(event: Event) -> Row:
+    """Turn a decoded event into an audit_log row, or raise LineError if SQLite cannot hold it."""
+    seq = event["seq"]
+    if seq > _INT64_MAX:
+        raise LineError("seq larger than a 64-bit integer")
+    user = event["user"]
+    if user is None:
+        user_id = username = email = None
+    else:
+        user_id, username, email = user["id"], user["username"], user["email"]
+        if user_id is not None and not -_INT64_MAX - 1 <= user_id <= _INT64_MAX:
+            raise LineError("user.id outside the 64-bit integer range")
+    details = event["details"]
+    return (
+        event["id"],
+        seq,
+        event["ts"],
+        event["action"],
+        user_id,
+        username,
+        email,
+        event["resource"],
+        event["ip"],
+        None if details is None else orjson.dumps(details).decode(),
+    )
+
+
+class Scanner:
+    """Reads the log directory into the ledger; ``scan`` is one pass."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        log_dir: Path,
+        *,
+        max_line: int,
+        batch_size: int = 5000,
+        fragment_grace: float = 2.0,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.log_dir = Path(log_dir)
+        self.max_line = max_line
+        self.batch_size = batch_size
+        self.fragment_grace = fragment_grace
+        self.stop = stop or threading.Event()
+        self.on_progress = on_progress
+
+    def scan(self) -> ScanReport:
+        """Index everything complete in the log files now; return what was done."""
+        report = ScanReport()
+        segments = self._open_segments()
+        try:
+            present = {seg.key for seg in segments if seg.key is not None}
+            for seg in segments:
+                if self.stop.is_set():
+                    break
+                self._index(seg, present, report)
+        finally:
+            for seg in segments:
+                seg.file.close()
+        report.gaps = self.ledger.gaps
+        report.last_seq = self.ledger.last_seq
+        return report
+
+    def _open_segments(self) -> list[_Segment]:
+        """Open the log files newest first; return them oldest first, one per key."""
+        opened: list[_Segment] = []
+        keys: set[str] = set()
+        for path in list_log_files(self.log_dir):
+            try:
+                file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by scan()
+            except FileNotFoundError:
+                continue  # rotated away since the listing; seen under its new name
+            st = os.fstat(file.fileno())
+            key = file_key(file.fileno(), st.st_ino)
+            segment = _Segment(path, file, st.st_ino, st.st_size, key, has_newer=bool(opened))
+            if key is not None and key in keys:
+                file.close()  # the same file under a newer name, mid-rename or mid-copy
+                continue
+            if key is None and path.name != LOG_NAME:
+                file.close()  # a rotated file without one complete line: nothing to read yet
+                continue
+            if key is not None:
+                keys.add(key)
+            opened.append(segment)
+        opened.reverse()
+        return opened
+
+    def _check_replaced(self, seg: _Segment, present: set[str]) -> list[tuple[str, str, str]]:
+        """Tell a truncation or replacement of trek.log from a rename, by what was there before."""
+        previous = self.ledger.occupant(LOG_NAME)
+        if previous is None or previous == (seg.key, seg.inode):
+            return []
+        old_key, old_inode = previous
+        if old_key is None or old_key == seg.key:
+            return []
+        now = seg.key or "no complete line yet"
+        if old_inode == seg.inode:
+            message = (
+                f"{LOG_NAME} was truncated or rewritten in place (inode {seg.inode}): it began "
+                f"with {old_key}, now {now}; rows already indexed stay"
+            )
+            return [("truncated", LOG_NAME, message)]
+        if old_key not in present:
+            message = (
+                f"{LOG_NAME} was replaced: the file that began with {old_key} is no longer among "
+                f"the kept log files (deleted, moved away or rotated out unread); now {now}"
+            )
+            return [("replaced", LOG_NAME, message)]
+        return []
+
+    def _index(self, seg: _Segment, present: set[str], report: ScanReport) -> None:
+        ledger = self.ledger
+        name = seg.path.name
+        incidents: list[tuple[str, str, str]] = []
+        occupant: tuple[str, str | None, int] | None = None
+        if name == LOG_NAME and ledger.occupant(LOG_NAME) != (seg.key, seg.inode):
+            incidents = self._check_replaced(seg, present)
+            occupant = (LOG_NAME, seg.key, seg.inode)
+        if seg.key is None:
+            if incidents or occupant:
+                self._commit(report, incidents=incidents, occupant=occupant)
+            return
+        state = ledger.file(seg.key) or FileState(seg.key, name, seg.inode)
+        if state.stored and seg.size < state.offset:
+            incidents.append(
+                (
+                    "truncated",
+                    name,
+                    f"{name} ({seg.key}) is {seg.size} bytes, shorter than the {state.offset} "
+                    "already read: it was truncated or rewritten; reading it again from the start, "
+                    "rows already indexed stay",
+                )
+            )
+            state.offset = 0
+        changed = not state.stored or state.path != name or state.inode != seg.inode
+        state.path, state.inode = name, seg.inode
+        report.files += 1
+
+        reader = LineReader(seg.file, state.offset, max_line=self.max_line)
+        rows: list[Row] = []
+        rejected: list[Rejected] = []
+        start = state.offset
+        for line in reader:
+            if line.too_long:
+                reason = f"line longer than {self.max_line} bytes"
+                rejected.append((name, seg.key, line.offset, line.length, reason, line.data))
+            else:
+                try:
+                    event = decode(line.data)
+                    row = event_row(event)
+                except LineError as error:
+                    rejected.append(
+                        (name, seg.key, line.offset, line.length, error.reason, line.data)
+                    )
+                else:
+                    rows.append(row)
+                    ledger.note_seq(row[1])
+                    if state.first_seq is None:
+                        state.first_seq = row[1]
+                    state.last_seq = row[1]
+            state.offset = line.end
+            if len(rows) + len(rejected) >= self.batch_size:
+                self._commit(
+                    report, rows, rejected, state, incidents, occupant, state.offset - start
+                )
+                start = state.offset
+                rows, rejected, incidents, occupant, changed = [], [], [], None, False
+                if self.stop.is_set():
+                    return
+
+        fragment = reader.fragment
+        if seg.has_newer and not state.finished:
+            if fragment is None:
+                state.finished = changed = True
+            elif self._settled(seg):
+                # A newer file exists, so nobody will finish this line: reject it and move on.
+                reason = "incomplete last line of a rotated file"
+                rejected.append(
+                    (name, seg.key, fragment.offset, fragment.length, reason, fragment.data)
+                )
+                state.offset = fragment.offset + fragment.length
+                state.finished = changed = True
+        if rows or rejected or incidents or occupant or changed or state.offset != start:
+            self._commit(report, rows, rejected, state, incidents, occupant, state.offset - start)
+
+    def _settled(self, seg: _Segment) -> bool:
+        """Tell whether a rotated file has not been written to for ``fragment_grace`` seconds."""
+        mtime = os.fstat(seg.file.fileno()).st_mtime
+        return time.time() - mtime >= self.fragment_grace
+
+    def _commit(
+        self,
+        report: ScanReport,
+        rows: list[Row] | None = None,
+        rejected: list[Rejected] | None = None,
+        state: FileState | None = None,
+        incidents: list[tuple[str, str, str]] | None = None,
+        occupant: tuple[str, str | None, int] | None = None,
+        advanced: int = 0,
+    ) -> None:
+        rows, rejected, incidents = rows or [], rejected or [], incidents or []
+        inserted = self.ledger.commit(
+            rows=rows, rejected=rejected, file=state, incidents=incidents, occupant=occupant
+        )
+        report.rows += inserted
+        report.rejected += len(rejected)
+        report.incidents += len(incidents)
+        report.bytes += advanced
+        for kind, _file, message in incidents:
+            log.warning("%s: %s", kind, message)
+        if rejected:
+            first = rejected[0]
+            log.warning(
+                "rejected %d line(s) of %s, the first at offset %d: %s",
+                len(rejected),
+                first[0],
+                first[2],
+                first[4],
+            )
+        if self.on_progress is not None and advanced:
+            self.on_progress(advanced)
