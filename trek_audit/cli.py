@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from indexer.cli import COMMANDS as INDEXER_COMMANDS
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trek-audit")
@@ -14,3 +16,7 @@ def main() -> None:
     Example:
         trek-audit record user.login --user-id 7 --username alice
     """
+
+
+for _command in INDEXER_COMMANDS:
+    main.add_command(_command)
