@@ -1,0 +1,43 @@
+"""The JSON API: GET /api/admin/audit, the same filters and cursor as the page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from .app import get_db
+from .entries import api_entry
+from .filters import ParameterError, parse_filter, parse_page
+from .security import require_admin
+
+__all__ = ["api"]
+
+api = Blueprint("api", __name__, url_prefix="/api/admin")
+api.before_request(require_admin)
+
+
+@api.errorhandler(ParameterError)
+def _bad_parameter(error: ParameterError) -> tuple[BaseResponse, int]:
+    return jsonify(error=error.message, parameter=error.parameter), 400
+
+
+@api.get("/audit")
+def audit_entries() -> BaseResponse:
+    """Entries newest first: ``{"entries": [...], "total": n, "next": cursor or null}``.
+
+    ``next`` is the row id to pass as ``before`` for the following page; it is null on the
+    last page. ``total`` counts every entry of the filter, not just this page.
+    """
+    flt = parse_filter(request.args)
+    before, limit = parse_page(request.args)
+    db = get_db()
+    if db is None:
+        return jsonify(entries=[], total=0, next=None)
+    rows = db.page(flt, before, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return jsonify(
+        entries=[api_entry(row) for row in rows],
+        total=db.count(flt),
+        next=str(rows[-1].row_id) if more else None,
+    )

@@ -1,0 +1,199 @@
+"""The Audit page, its exports and chart, and the accounts page; admins only."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from werkzeug.wrappers import Response as BaseResponse
+
+from indexer.query import AuditQuery, Filter
+from writer.catalog import ACTIONS, AREAS
+
+from .accounts import ROLES, AccountError
+from .app import PanelState, get_db, record_event
+from .banner import indexer_warnings
+from .chart import render_svg
+from .entries import CSV_HEADER, csv_record, ndjson_line, table_row
+from .filters import ParameterError, parse_filter, parse_page
+from .security import current_account, require_admin
+
+__all__ = ["audit"]
+
+PAGE_SIZE = 100
+EXPORT_BATCH = 1000
+
+audit = Blueprint("audit", __name__)
+audit.before_request(require_admin)
+
+
+def _state() -> PanelState:
+    state: PanelState = current_app.extensions["trek_audit"]
+    return state
+
+
+@audit.errorhandler(ParameterError)
+def _bad_parameter(error: ParameterError) -> tuple[str, int]:
+    page = render_template("error.html", code=400, name="Bad parameter",
+                           description=f"{error.parameter}: {error.message}")
+    return page, 400
+
+
+@audit.get("/")
+def index() -> BaseResponse:
+    return redirect(url_for("audit.audit_page"))
+
+
+@audit.get("/admin/audit")
+def audit_page() -> str:
+    flt = parse_filter(request.args)
+    before, _ = parse_page(request.args)
+    db = get_db()
+    rows, total, seen = [], 0, []
+    next_cursor = None
+    if db is not None:
+        found = db.page(flt, before, PAGE_SIZE + 1)
+        if len(found) > PAGE_SIZE:
+            next_cursor = found[PAGE_SIZE - 1].row_id
+        rows = [table_row(entry) for entry in found[:PAGE_SIZE]]
+        total = db.count(flt)
+        seen = db.actions_seen()
+    query = flt.as_dict()
+    state = _state()
+    return render_template(
+        "audit.html",
+        rows=rows,
+        total=total,
+        filter=query,
+        filtered=bool(query),
+        before=before,
+        next_url=_query_string({**query, "before": str(next_cursor)}) if next_cursor else None,
+        next_cursor=next_cursor,
+        export_csv=url_for("audit.export", fmt="csv") + _query_string(query),
+        export_ndjson=url_for("audit.export", fmt="ndjson") + _query_string(query),
+        chart_url=url_for("audit.chart") + _query_string(query),
+        api_url=url_for("api.audit_entries") + _query_string(query),
+        action_groups=_action_groups(seen, flt.action),
+        catalog=ACTIONS,
+        warnings=indexer_warnings(state.config.data_dir, db, state.config.lag_warn_bytes),
+    )
+
+
+def _query_string(query: dict[str, str]) -> str:
+    return ("?" + urlencode(query)) if query else ""
+
+
+def _action_groups(seen: list[str], current: str | None) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The catalog by area, then the keys seen in the table (or asked for) outside the catalog."""
+    groups = [(area, sorted(actions.items())) for area, actions in AREAS.items()]
+    others = sorted((set(seen) | ({current} if current else set())) - set(ACTIONS))
+    if others:
+        groups.append(("Seen in the log", [(key, "") for key in others]))
+    return groups
+
+
+@audit.get("/admin/audit/export.<fmt>")
+def export(fmt: str) -> Response:
+    """Stream every entry of the filter as CSV or NDJSON, recording ``audit.export`` first."""
+    if fmt not in ("csv", "ndjson"):
+        abort(404)
+    flt = parse_filter(request.args)
+    if not record_event("audit.export", account=current_account(),
+                        details={"format": fmt, "filter": flt.as_dict()}):
+        abort(503, description="the audit log cannot record this export right now; nothing was exported")
+    audit_db = _state().config.audit_db
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    body = _csv(audit_db, flt) if fmt == "csv" else _ndjson(audit_db, flt)
+    mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
+    return Response(
+        stream_with_context(body),
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="trek-audit-{stamp}.{fmt}"'},
+    )
+
+
+def _entries(audit_db: Any, flt: Filter) -> Iterator[Any]:
+    # Its own connection: the response outlives the request's, and each batch is a short read.
+    try:
+        query = AuditQuery.open(audit_db)
+    except FileNotFoundError:
+        return
+    try:
+        yield from query.iter_all(flt, EXPORT_BATCH)
+    finally:
+        query.close()
+
+
+def _csv(audit_db: Any, flt: Filter) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    for count, entry in enumerate(_entries(audit_db, flt), 1):
+        writer.writerow(csv_record(entry))
+        if count % EXPORT_BATCH == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _ndjson(audit_db: Any, flt: Filter) -> Iterator[bytes]:
+    chunk: list[bytes] = []
+    for entry in _entries(audit_db, flt):
+        chunk.append(ndjson_line(entry))
+        if len(chunk) == EXPORT_BATCH:
+            yield b"".join(chunk)
+            chunk = []
+    yield b"".join(chunk)
+
+
+@audit.get("/admin/audit/chart.svg")
+def chart() -> Response:
+    flt = parse_filter(request.args)
+    db = get_db()
+    histogram = db.histogram(flt) if db is not None else None
+    from indexer.query import Histogram
+
+    title = "Events of this filter" if flt.as_dict() else "All events"
+    svg = render_svg(histogram or Histogram("day", []), title)
+    return Response(svg, mimetype="image/svg+xml")
+
+
+@audit.route("/admin/accounts", methods=["GET", "POST"])
+def accounts() -> str | tuple[str, int]:
+    state = _state()
+    error = created = None
+    status = 200
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        role = request.form.get("role", "viewer")
+        password = request.form.get("password", "")
+        try:
+            if password != request.form.get("confirm_password", ""):
+                raise AccountError("the passwords differ")
+            account = state.accounts.create(username, password, role,
+                                            request.form.get("email", "").strip() or None)
+        except AccountError as problem:
+            error, status = str(problem), 400
+        else:
+            created = account.username
+            record_event("admin.user_create", account=current_account(), resource=account.username,
+                         details={"username": account.username, "role": account.role,
+                                  "id": account.id})
+    return render_template("accounts.html", accounts=state.accounts.all(), roles=ROLES,
+                           error=error, created=created), status

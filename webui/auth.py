@@ -1,0 +1,91 @@
+"""Signing in and out, and changing one's own password."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from .accounts import AccountError, Accounts
+from .app import record_event
+from .security import client_address, current_account, require_login, start_session
+
+__all__ = ["auth"]
+
+auth = Blueprint("auth", __name__)
+
+
+def _accounts() -> Accounts:
+    accounts: Accounts = current_app.extensions["trek_audit"].accounts
+    return accounts
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an absolute or scheme-relative URL (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("audit.audit_page")
+
+
+@auth.get("/login")
+def login() -> str | BaseResponse:
+    if current_account() is not None:
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", next=request.args.get("next", ""), error=None)
+
+
+@auth.post("/login")
+def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseResponse:
+    username = request.form.get("username", "").strip()[:200]
+    password = request.form.get("password", "")
+    next_url = request.form.get("next", "")
+    accounts = _accounts()
+    ip = client_address()
+    wait = accounts.retry_after(username, ip)
+    if wait is not None:
+        record_event("user.login_failed", details={"username": username, "reason": "throttled"})
+        page = render_template("login.html", next=next_url, username=username,
+                               error=f"Too many failed logins. Try again in {wait} seconds.")
+        return page, 429, {"Retry-After": str(wait)}
+    account = accounts.verify(username, password)
+    if account is None:
+        accounts.record_failure(username, ip)
+        record_event("user.login_failed",
+                     details={"username": username, "reason": "wrong username or password"})
+        page = render_template("login.html", next=next_url, username=username,
+                               error="Wrong username or password.")
+        return page, 401
+    accounts.clear_failures(username)
+    start_session(account)
+    record_event("user.login", account=account)
+    return redirect(_safe_next(next_url))
+
+
+@auth.post("/logout")
+def logout() -> BaseResponse:
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@auth.route("/account/password", methods=["GET", "POST"])
+def password() -> str | tuple[str, int] | BaseResponse:
+    """Any signed-in account may change its own password (the one page a viewer can use)."""
+    denied = require_login()
+    if denied is not None:
+        return denied
+    account = current_account()
+    assert account is not None
+    if request.method == "GET":
+        return render_template("password.html", error=None, done=request.args.get("done"))
+    current = request.form.get("current_password", "")
+    new = request.form.get("new_password", "")
+    if _accounts().verify(account.username, current) is None:
+        return render_template("password.html", error="The current password is wrong.", done=None), 400
+    if new != request.form.get("confirm_password", ""):
+        return render_template("password.html", error="The new passwords differ.", done=None), 400
+    try:
+        account = _accounts().set_password(account.username, new)
+    except AccountError as error:
+        return render_template("password.html", error=str(error), done=None), 400
+    start_session(account)  # other sessions of this account end with the old version
+    record_event("user.password_change", account=account)
+    return redirect(url_for("auth.password", done=1))

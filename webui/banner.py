@@ -1,0 +1,65 @@
+"""The indexer banner: shown when the table may not be the whole story."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from indexer.query import AuditQuery
+
+__all__ = ["BEHIND_SECONDS", "indexer_warnings"]
+
+log = logging.getLogger(__name__)
+BEHIND_SECONDS = 5.0
+
+
+def _status(data_dir: Path, db: AuditQuery | None) -> dict[str, Any]:
+    from indexer.status import read_status
+
+    return read_status(data_dir, conn=db.conn if db is not None else None)
+
+
+def indexer_warnings(data_dir: Path, db: AuditQuery | None, lag_warn_bytes: int) -> list[str]:
+    """Sentences for the banner, with the figures; empty when all is well."""
+    try:
+        status = _status(data_dir, db)
+    except Exception as error:  # the banner must never take the page down with it
+        log.warning("cannot read the indexer status: %s", error)
+        return [f"The indexer status cannot be read: {error}."]
+    warnings = []
+    if db is None:
+        warnings.append("There is no audit database yet: the indexer has not run on this data directory.")
+    if not status.get("running"):
+        warnings.append("The indexer is not running: new events are not being indexed.")
+    lag = int(status.get("lag_bytes") or 0)
+    if lag > 0:
+        age = _seconds_since(status.get("last_indexed_at"))
+        if lag > lag_warn_bytes or age is None or age > BEHIND_SECONDS:
+            since = f", last indexed {age:.0f} s ago" if age is not None else ""
+            warnings.append(f"The indexer is behind by {lag:,} bytes of log{since}.")
+    gaps = status.get("gaps") or []
+    if gaps:
+        shown = ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in gaps[:5])
+        more = f" and {len(gaps) - 5} more" if len(gaps) > 5 else ""
+        missing = status.get("missing", 0)
+        warnings.append(f"{len(gaps)} gap(s) in the sequence, {missing:,} event(s) missing: "
+                        f"seq {shown}{more}.")
+    rejected = int(status.get("rejected") or 0)
+    if rejected:
+        warnings.append(f"{rejected:,} log line(s) were rejected as malformed.")
+    incidents = int(status.get("incidents") or 0)
+    if incidents:
+        warnings.append(f"{incidents:,} incident(s) recorded (truncated, replaced or lost log files).")
+    return warnings
+
+
+def _seconds_since(stamp: object) -> float | None:
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return max(time.time() - datetime.fromisoformat(stamp).timestamp(), 0.0)
+    except ValueError:
+        return None

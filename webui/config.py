@@ -1,0 +1,133 @@
+"""Settings of the admin panel, declared once, each with its default and help text.
+
+Environment variables are read in ``PanelConfig.from_env`` only, which ``create_app``
+calls when it is given no configuration. The data directory and proxy settings are the
+writer's (``writer.config.SETTINGS``), so both components read them the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from writer.config import SETTINGS as WRITER_SETTINGS
+from writer.config import Setting, WriterConfig, parse_bool
+
+__all__ = ["SETTINGS", "PanelConfig", "load_or_create_secret_key"]
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"expected zero or a positive integer, got {value!r}")
+    return number
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        WRITER_SETTINGS["TREK_DATA_DIR"],
+        Setting(
+            "TREK_SECRET_KEY",
+            "",
+            str,
+            "Key that signs session cookies; empty = a random key kept in <data>/secret_key (mode 0600).",
+        ),
+        Setting(
+            "TREK_ADMIN_PASSWORD",
+            "",
+            str,
+            "Password of the `admin` account created on first start; empty = a random one, printed once.",
+        ),
+        Setting(
+            "TREK_COOKIE_SECURE",
+            "false",
+            parse_bool,
+            "Send the session cookie over HTTPS only (set it when the panel is served over TLS).",
+        ),
+        WRITER_SETTINGS["TRUST_PROXY"],
+        Setting(
+            "TREK_LAG_WARN_BYTES",
+            "65536",
+            _non_negative_int,
+            "Show the indexer banner when this many bytes of log are not yet indexed.",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class PanelConfig:
+    """Where the panel finds its data and how it protects sessions."""
+
+    data_dir: Path = Path("./data")
+    secret_key: str = ""
+    admin_password: str = ""
+    cookie_secure: bool = False
+    trust_proxy: int = 0
+    lag_warn_bytes: int = 65536
+    writer: WriterConfig = field(default_factory=WriterConfig)
+
+    @property
+    def audit_db(self) -> Path:
+        return self.data_dir / "audit.db"
+
+    @property
+    def accounts_db(self) -> Path:
+        return self.data_dir / "accounts.db"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret_key"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PanelConfig:
+        """Build the configuration from environment variables (``os.environ`` by default).
+
+        Tests pass a plain mapping with the same names, e.g. ``{"TREK_DATA_DIR": str(tmp_path)}``.
+        """
+        env = os.environ if environ is None else environ
+        writer = WriterConfig.from_env(env)
+        return cls(
+            data_dir=Path(SETTINGS["TREK_DATA_DIR"].read(env)),
+            secret_key=SETTINGS["TREK_SECRET_KEY"].read(env),
+            admin_password=SETTINGS["TREK_ADMIN_PASSWORD"].read(env),
+            cookie_secure=SETTINGS["TREK_COOKIE_SECURE"].read(env),
+            trust_proxy=SETTINGS["TRUST_PROXY"].read(env),
+            lag_warn_bytes=SETTINGS["TREK_LAG_WARN_BYTES"].read(env),
+            writer=writer,
+        )
+
+
+def load_or_create_secret_key(path: Path) -> str:
+    """Return the key stored at ``path``, creating it (mode 0600) when it does not exist.
+
+    The key is written to a temporary file and hard-linked into place, so concurrent
+    workers starting together agree on one key and nobody reads a half-written file.
+    """
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process won the race; use its key
+    finally:
+        temp.unlink(missing_ok=True)
+    return path.read_text(encoding="ascii").strip()
