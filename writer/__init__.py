@@ -1,1 +1,23 @@
 """The writer: the audit line format, the action catalog and the appender."""
+
+from .appender import AuditWriteError, AuditWriter
+from .catalog import ACTIONS
+from .client_ip import client_ip
+from .config import WriterConfig
+from .default import default_writer, record, reset_default_writer
+from .line import Event, LineError, decode, encode
+
+__all__ = [
+    "ACTIONS",
+    "AuditWriteError",
+    "AuditWriter",
+    "Event",
+    "LineError",
+    "WriterConfig",
+    "client_ip",
+    "decode",
+    "default_writer",
+    "encode",
+    "record",
+    "reset_default_writer",
+]

@@ -91,6 +91,16 @@ def check_user(user: object) -> User | None:
     """Return the user object in its canonical form, or raise TypeError/ValueError."""
     if user is None:
         return None
+    if type(user) is dict and user.keys() <= _USER_KEYS:  # the common case, checked cheaply
+        user_id = user.get("id")
+        username = user.get("username")
+        email = user.get("email")
+        if (
+            (user_id is None or (type(user_id) is int and _INT64_MIN <= user_id <= _INT64_MAX))
+            and (username is None or type(username) is str)
+            and (email is None or type(email) is str)
+        ):
+            return {"id": user_id, "username": username, "email": email}
     if not isinstance(user, dict):
         raise TypeError(f"user must be a dict with id, username and email, or None, not {type(user).__name__}")
     unknown = set(user) - _USER_KEYS
@@ -112,8 +122,38 @@ def check_details(details: object) -> dict[str, Any] | None:
         return None
     if not isinstance(details, dict):
         raise TypeError(f"details must be a JSON object (dict) or None, not {type(details).__name__}")
-    _check_json_value(details, "details")
+    if not _is_json_object(details):
+        _check_json_value(details, "details")  # finds the offending value and raises
     return details
+
+
+def _is_json_object(value: dict[Any, Any]) -> bool:
+    """True if a dict holds only JSON values: the fast check; _check_json_value explains failures."""
+    for key, item in value.items():
+        if type(key) is not str:
+            return False
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is int:
+            if not _INT64_MIN <= item <= _INT64_MAX:
+                return False
+        elif kind is float:
+            if item - item != 0.0:  # NaN and the infinities
+                return False
+        elif kind is dict:
+            if not _is_json_object(item):
+                return False
+        elif kind is list:
+            if not _is_json_list(item):
+                return False
+        else:
+            return False
+    return True
+
+
+def _is_json_list(value: list[Any]) -> bool:
+    return all(_is_json_object({"": item}) for item in value)
 
 
 def _check_json_value(value: object, path: str) -> None:

@@ -1,0 +1,564 @@
+"""The appender: one JSON line per event into ``<log_dir>/trek.log``, safe across threads and processes.
+
+How it stays safe:
+
+* Every append happens under a ``threading.Lock`` plus ``flock`` on ``<log_dir>/.trek-audit.lock``.
+  The lock file is also the shared state: it is mmapped (``MAP_SHARED``) and holds the last
+  used ``seq``, the inode and expected size of trek.log and the last timestamp, so the hot path
+  costs a ``stat`` and a ``write`` besides the lock.
+* The state is trusted only while trek.log's inode and size match it. Otherwise (first use, lost
+  or damaged lock file, power loss, an outside change) ``seq`` is recovered under the lock as the
+  maximum of the stored value, the last ``seq`` in the tails of trek.log, trek.log.1..N and the
+  last one this process used, so it is never reused.
+* A line goes out in one ``os.write`` to an ``O_APPEND`` descriptor; a short or failed write is
+  truncated away, the ``seq`` is not consumed and ``AuditWriteError`` is raised.
+* Rotation renames ``.N-1 -> .N ... trek.log -> .1`` under the lock, starting at the first
+  missing number, so a rotation that crashed half way resumes without dropping a kept file.
+* After ``fork`` a child reopens the lock file (a ``flock`` belongs to the open file description,
+  which a child shares with its parent), the state mapping and trek.log.
+
+A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, which kills a process by default. Processes that
+run under a file-size limit should ignore it (``signal.signal(signal.SIGXFSZ, signal.SIG_IGN)``);
+the write then fails with ``EFBIG`` and ``record`` raises ``AuditWriteError``.
+
+Durability: when ``record`` returns, the line is in the kernel's page cache and survives a crash of
+the process. With ``fsync=True`` trek.log (and the directory, after a rotation) is fsynced before
+``record`` returns, so the line survives power loss too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import mmap
+import os
+import struct
+import threading
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NoReturn
+
+import orjson
+
+from .line import (
+    ACTION_PATTERN,
+    Event,
+    User,
+    check_action,
+    check_details,
+    check_optional_str,
+    check_user,
+)
+
+__all__ = ["LOCK_FILE_NAME", "LOG_FILE_NAME", "AuditWriteError", "AuditWriter"]
+
+LOG_FILE_NAME = "trek.log"
+# Shippers watch trek.log*; the lock file must never match that pattern.
+LOCK_FILE_NAME = ".trek-audit.lock"
+# Used only when backups=0 (trek.log is replaced): also outside the trek.log* pattern.
+_FRESH_FILE_NAME = ".trek-audit.fresh"
+
+_FILE_MODE = 0o640
+_DIR_MODE = 0o750
+_MAGIC = b"TRKA"
+_STATE_VERSION = 1
+# magic, version, last used seq, inode of trek.log, size trek.log has after the last append,
+# time of the last event in ns.
+_STATE = struct.Struct("<4sIQQQQ")
+_STATE_BYTES = 4096  # one page, written out in full so the mapping never needs new blocks
+_TAIL_BYTES = 8192
+_NS_PER_S = 1_000_000_000
+
+_LINE_BREAKERS = (
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+    (b"\xc2\x85", b"\\u0085"),
+)
+_SET_VERSION = bytes(0x70 | (b & 0x0F) for b in range(256))  # UUID version 7
+_SET_VARIANT = bytes(0x80 | (b & 0x3F) for b in range(256))  # RFC 9562 variant
+
+# Pre-bound for the hot path.
+_dumps = orjson.dumps
+_OPT = orjson.OPT_APPEND_NEWLINE
+_action_match = ACTION_PATTERN.fullmatch
+_flock = fcntl.flock
+_LOCK_EX = fcntl.LOCK_EX
+_LOCK_UN = fcntl.LOCK_UN
+_stat = os.stat
+_write = os.write
+_time_ns = time.time_ns
+
+
+class AuditWriteError(Exception):
+    """An event could not be appended completely; nothing of it was left in the log.
+
+    ``path`` is the file that could not be written, ``cause`` the ``OSError`` behind it.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike[str], cause: OSError | None) -> None:
+        super().__init__(message)
+        self.path = os.fspath(path)
+        self.cause = cause
+
+    @property
+    def errno(self) -> int | None:
+        return None if self.cause is None else self.cause.errno
+
+
+def _describe(error: OSError) -> str:
+    return error.strerror or os.strerror(error.errno or errno.EIO)
+
+
+_writers: weakref.WeakSet[AuditWriter] = weakref.WeakSet()
+
+
+class AuditWriter:
+    """Append audit events to ``<log_dir>/trek.log``, rotating it by size.
+
+    ``max_bytes``: rotate before a write would take trek.log past this size.
+    ``backups``: rotated files kept, trek.log.1 (newest) to trek.log.N; 0 replaces trek.log.
+    ``max_line_bytes``: the largest event line accepted (newline included); larger raise ValueError.
+    ``fsync``: fsync every line before ``record`` returns.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        *,
+        max_bytes: int = 10 * 1024 * 1024,
+        backups: int = 4,
+        max_line_bytes: int = 64 * 1024,
+        fsync: bool = False,
+    ) -> None:
+        for name, value, low in (("max_bytes", max_bytes, 1), ("backups", backups, 0),
+                                 ("max_line_bytes", max_line_bytes, 128)):
+            if type(value) is not int or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        self.log_dir = Path(log_dir)
+        self.path = self.log_dir / LOG_FILE_NAME
+        self.lock_path = self.log_dir / LOCK_FILE_NAME
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.max_line_bytes = max_line_bytes
+        self.fsync = bool(fsync)
+        self._path_str = str(self.path)
+        self._closed = False
+        # Missing directories are created here; if that fails, record() reports why.
+        with contextlib.suppress(OSError):
+            os.makedirs(self.log_dir, mode=_DIR_MODE, exist_ok=True)
+        self._last_seq = 0  # the last seq this process used: one more floor for recovery
+        self._reset_process_state()
+        _writers.add(self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _reset_process_state(self) -> None:
+        """Forget every descriptor and lock: the state of a new writer or of a forked child."""
+        self._lock = threading.Lock()
+        self._lock_fd = -1
+        self._lock_ino = -1
+        self._state: mmap.mmap | None = None
+        self._fd = -1
+        self._fd_ino = -1
+        self._needs_newline = False
+        self._id_suffixes: list[str] = []
+        self._id_ms = -1
+        self._id_prefix = ""
+        self._ts_second = -1
+        self._ts_prefix = ""
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's descriptors are shared open file descriptions: a flock taken through them
+        # would not exclude the parent. Close this process's copies and reopen lazily.
+        state, lock_fd, fd = self._state, self._lock_fd, self._fd
+        self._reset_process_state()
+        if state is not None:
+            with contextlib.suppress(Exception):
+                state.close()
+        for descriptor in (lock_fd, fd):
+            if descriptor >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(descriptor)
+
+    def close(self) -> None:
+        """Close the log and lock files. Further ``record`` calls raise ValueError."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._close_log()
+            self._close_lock()
+        _writers.discard(self)
+
+    def __enter__(self) -> AuditWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AuditWriter({str(self.log_dir)!r}, max_bytes={self.max_bytes}, backups={self.backups})"
+
+    # -- the API -----------------------------------------------------------------------------
+
+    def record(
+        self,
+        action: str,
+        *,
+        user: User | dict[str, Any] | None = None,
+        resource: str | None = None,
+        ip: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append one event and return it exactly as written (with its ``id``, ``seq`` and ``ts``).
+
+        Raises ValueError or TypeError for a malformed action, user, resource, ip or details, or
+        a line longer than ``max_line_bytes``, and AuditWriteError when the line could not be
+        appended completely. In all these cases nothing is written and no ``seq`` is used.
+        """
+        # Everything is checked before any lock is taken. This is the hot path, so the common
+        # cases are tested inline; the check_* functions explain what is wrong.
+        if type(action) is not str or _action_match(action) is None:
+            check_action(action)
+        if user is not None:
+            user = check_user(user)
+        if resource is not None and type(resource) is not str:
+            check_optional_str("resource", resource)
+        if ip is not None and type(ip) is not str:
+            check_optional_str("ip", ip)
+        if details is not None:
+            check_details(details)
+        event: dict[str, Any] = {
+            "v": 1,
+            "id": "",
+            "seq": 0,
+            "ts": "",
+            "action": action,
+            "user": user,
+            "resource": resource,
+            "ip": ip,
+            "details": details,
+        }
+        with self._lock:
+            if self._closed:
+                raise ValueError("record() on a closed AuditWriter")
+            lock_fd = self._lock_fd
+            if lock_fd < 0:
+                lock_fd = self._open_lock()
+            _flock(lock_fd, _LOCK_EX)
+            try:
+                self._append(event)
+            finally:
+                # _resync may have moved to a new lock file; closing the old one unlocked it.
+                if self._lock_fd >= 0:
+                    _flock(self._lock_fd, _LOCK_UN)
+        return event  # type: ignore[return-value]
+
+    def _too_long(self, size: int) -> NoReturn:
+        raise ValueError(
+            f"event line of {size} bytes exceeds max_line_bytes={self.max_line_bytes} "
+            "(TREK_LOG_MAX_LINE_BYTES); shorten details"
+        )
+
+    # -- under the lock ------------------------------------------------------------------------
+
+    def _append(self, event: dict[str, Any]) -> None:
+        """Fill in id, seq and ts and append the line; both locks are held."""
+        state = self._state
+        assert state is not None
+        magic, _version, seq, ino, size, last_ns = _STATE.unpack_from(state)
+        try:
+            st = _stat(self._path_str)
+            if st.st_ino != ino or st.st_size != size or magic != _MAGIC:
+                raise FileNotFoundError  # the state is stale: resync below
+            if ino != self._fd_ino:
+                self._open_log()  # another process rotated
+        except OSError:
+            state, seq, ino, size, last_ns = self._resync()
+        seq += 1
+
+        now = _time_ns()
+        if now < last_ns:  # keep ts non-decreasing in seq order even if the clock steps back
+            now = last_ns
+        second, ns = divmod(now, _NS_PER_S)
+        if second != self._ts_second:
+            self._ts_second = second
+            self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event["ts"] = f"{self._ts_prefix}.{ns // 1000:06d}Z"
+        ms = now // 1_000_000
+        if ms != self._id_ms:
+            self._id_ms = ms
+            h = f"{ms:012x}"
+            self._id_prefix = f"{h[:8]}-{h[8:]}"
+        suffixes = self._id_suffixes
+        if not suffixes:
+            suffixes = self._id_suffixes = _random_id_suffixes()
+        event["id"] = self._id_prefix + suffixes.pop()
+        event["seq"] = seq
+
+        line = _dumps(event, option=_OPT)
+        if b"\xe2\x80" in line or b"\xc2\x85" in line:
+            for raw, escaped in _LINE_BREAKERS:
+                line = line.replace(raw, escaped)
+        length = len(line)
+        if length > self.max_line_bytes:
+            self._too_long(length)
+
+        if size and size + length > self.max_bytes:
+            self._rotate()
+            size = 0
+            ino = self._fd_ino
+        elif self._needs_newline:  # the file ends in a partial line (a crash): start a fresh one
+            line = b"\n" + line
+            length += 1
+        try:
+            written = _write(self._fd, line)
+        except OSError as error:
+            self._write_failed(error, size)
+        if written != length:
+            self._write_rest(line, written, size)
+        self._needs_newline = False
+        self._last_seq = seq
+        _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, seq, ino, size + length, now)
+        if self.fsync:
+            try:
+                os.fsync(self._fd)
+            except OSError as error:
+                # The line is written and its seq used; only its durability is in doubt.
+                raise AuditWriteError(
+                    f"cannot fsync {self._path_str}: {_describe(error)}", self._path_str, error
+                ) from error
+
+    def _write_rest(self, line: bytes, written: int, size: int) -> None:
+        """Finish a short write, or take the part that got in back out and raise."""
+        try:
+            while written < len(line):
+                more = _write(self._fd, line[written:])
+                if more <= 0:
+                    raise OSError(errno.EIO, "short write")
+                written += more
+        except OSError as error:
+            self._write_failed(error, size)
+
+    def _write_failed(self, error: OSError, size: int) -> NoReturn:
+        """Remove whatever part of the line got in, so no partial line remains, and raise."""
+        fd = self._fd
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_size > size:
+                os.ftruncate(fd, size)
+        self._close_log()
+        raise AuditWriteError(
+            f"cannot append to {self._path_str}: {_describe(error)}", self._path_str, error
+        ) from error
+
+    def _resync(self) -> tuple[mmap.mmap, int, int, int, int]:
+        """Bring the state in line with the files after first use, loss or an outside change.
+
+        Returns the state mapping, the last used seq, trek.log's inode and size and the last
+        timestamp, with trek.log open. Called and returns with the lock file locked.
+        """
+        lock_st = self._stat_or_none(self.lock_path)
+        if lock_st is None or lock_st.st_ino != self._lock_ino:
+            # The lock file was removed or replaced (e.g. with its directory): a lock on the old
+            # one excludes nobody, so move to the file the other writers use.
+            self._close_lock()
+            _flock(self._open_lock(), _LOCK_EX)
+        state = self._state
+        assert state is not None
+        magic, _version, seq, _ino, _size, last_ns = _STATE.unpack_from(state)
+        if magic != _MAGIC:
+            seq = last_ns = 0
+        self._open_log()
+        size = os.fstat(self._fd).st_size
+        seq = max(seq, self._last_seq, self._scan_last_seq())
+        return state, seq, self._fd_ino, size, last_ns
+
+    def _scan_last_seq(self) -> int:
+        """The largest seq in the tails of trek.log and its kept rotations (0 if none)."""
+        best = 0
+        names = [LOG_FILE_NAME] + [f"{LOG_FILE_NAME}.{n}" for n in range(1, self.backups + 1)]
+        for name in names:
+            path = self.log_dir / name
+            try:
+                with open(path, "rb") as file:
+                    end = file.seek(0, os.SEEK_END)
+                    found, last_byte = _last_seq_in_tail(file, end, self.max_line_bytes)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                continue
+            except OSError as error:
+                raise AuditWriteError(
+                    f"cannot read {path} to recover seq: {_describe(error)}", path, error
+                ) from error
+            best = max(best, found)
+            if name == LOG_FILE_NAME:
+                self._needs_newline = end > 0 and last_byte != b"\n"
+        return best
+
+    def _rotate(self) -> None:
+        """Shift trek.log -> .1 -> .2 ... and start an empty trek.log, resuming a crashed rotation."""
+        path = self._path_str
+        try:
+            if self.backups == 0:
+                fresh = str(self.log_dir / _FRESH_FILE_NAME)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(fresh)
+                fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+                os.close(fd)
+                os.rename(fresh, path)
+            else:
+                first_free = self.backups
+                for n in range(1, self.backups + 1):
+                    if not os.path.lexists(f"{path}.{n}"):
+                        first_free = n
+                        break
+                for n in range(first_free, 1, -1):
+                    os.rename(f"{path}.{n - 1}", f"{path}.{n}")
+                os.rename(path, f"{path}.1")
+        except OSError as error:
+            target = error.filename or path
+            self._close_log()
+            raise AuditWriteError(
+                f"cannot rotate {target}: {_describe(error)}", target, error
+            ) from error
+        self._open_log()
+        if self.fsync:
+            self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(self.log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    # -- descriptors ---------------------------------------------------------------------------
+
+    def _open_log(self) -> None:
+        self._close_log()
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_CREAT
+        try:
+            fd = os.open(self._path_str, flags, _FILE_MODE)
+        except OSError as error:
+            raise AuditWriteError(
+                f"cannot append to {self._path_str}: {_describe(error)}", self._path_str, error
+            ) from error
+        self._fd = fd
+        self._fd_ino = os.fstat(fd).st_ino
+
+    def _close_log(self) -> None:
+        fd, self._fd, self._fd_ino = self._fd, -1, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _open_lock(self) -> int:
+        """Open (creating if needed) the lock file and map its state page; return its descriptor."""
+        path = self.lock_path
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        except OSError as error:
+            raise AuditWriteError(
+                f"cannot append to {self._path_str}: cannot open lock file {path}: "
+                f"{_describe(error)}",
+                path,
+                error,
+            ) from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                st = os.fstat(fd)
+                if st.st_size < _STATE_BYTES:
+                    # Real bytes rather than ftruncate: the page gets its blocks now, so writing
+                    # through the mapping can never hit a full disk (which would be SIGBUS).
+                    data = os.pread(fd, _STATE_BYTES, 0)
+                    data += bytes(_STATE_BYTES - len(data))
+                    if os.pwrite(fd, data, 0) != _STATE_BYTES:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                state = mmap.mmap(fd, _STATE_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError as error:
+            os.close(fd)
+            raise AuditWriteError(
+                f"cannot prepare lock file {path}: {_describe(error)}", path, error
+            ) from error
+        self._lock_fd = fd
+        self._lock_ino = st.st_ino
+        self._state = state
+        return fd
+
+    def _close_lock(self) -> None:
+        state, self._state = self._state, None
+        fd, self._lock_fd, self._lock_ino = self._lock_fd, -1, -1
+        if state is not None:
+            state.close()
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    @staticmethod
+    def _stat_or_none(path: Path) -> os.stat_result | None:
+        try:
+            return os.stat(path)
+        except FileNotFoundError:
+            return None
+
+
+def _last_seq_in_tail(file: Any, end: int, max_line_bytes: int) -> tuple[int, bytes]:
+    """Return the largest seq among the complete lines near the end of a file, and its last byte."""
+    chunk_size = _TAIL_BYTES
+    limit = max(end, 0)
+    last_byte = b""
+    while True:
+        start = max(0, end - chunk_size)
+        file.seek(start)
+        chunk = file.read(end - start)
+        if chunk:
+            last_byte = chunk[-1:]
+        lines = chunk.split(b"\n")
+        if start > 0:
+            lines = lines[1:]  # the first piece may be the end of a longer line
+        best = 0
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if type(obj) is dict:
+                seq = obj.get("seq")
+                if type(seq) is int and seq > best:
+                    best = seq
+        if best or start == 0 or chunk_size > 2 * max_line_bytes + _TAIL_BYTES or chunk_size >= limit:
+            return best, last_byte
+        chunk_size *= 4
+
+
+def _random_id_suffixes(count: int = 400) -> list[str]:
+    """Random halves of UUIDv7s ('-7xxx-yxxx-xxxxxxxxxxxx'), made in bulk because that is cheaper.
+
+    Each holds 74 random bits from os.urandom; translate sets the version and variant bits.
+    """
+    pool = bytearray(os.urandom(10 * count))
+    pool[0::10] = pool[0::10].translate(_SET_VERSION)
+    pool[2::10] = pool[2::10].translate(_SET_VARIANT)
+    h = pool.hex()
+    return [f"-{h[i:i + 4]}-{h[i + 4:i + 8]}-{h[i + 8:i + 20]}" for i in range(0, 20 * count, 20)]
+
+
+def _reinit_after_fork() -> None:
+    for audit_writer in list(_writers):
+        audit_writer._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)
