@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from indexer.cli import COMMANDS as INDEXER_COMMANDS
+from webui.cli import register as register_webui_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +21,5 @@ def main() -> None:
 
 for _command in INDEXER_COMMANDS:
     main.add_command(_command)
+
+register_webui_commands(main)

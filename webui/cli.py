@@ -1,0 +1,149 @@
+"""``trek-audit serve`` and ``trek-audit admin create|set-password``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .accounts import ROLES, AccountError, Accounts
+from .config import PanelConfig
+
+__all__ = ["COMMANDS", "admin", "serve"]
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="TREK_DATA_DIR",
+    default="./data",
+    show_default=True,
+    show_envvar=True,
+    help="Data directory: logs in <data>/logs, audit.db and accounts.db beside them.",
+)
+
+
+def _config(data_dir: Path) -> PanelConfig:
+    from dataclasses import replace
+
+    try:
+        config = PanelConfig.from_env()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    return replace(config, data_dir=data_dir)
+
+
+@click.command("serve")
+@data_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="gunicorn worker processes (default: 2 per CPU, 2 to 4).")
+def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
+    """Serve the admin panel on gunicorn, with the indexer for the data directory.
+
+    Starts the indexer (unless one already runs on the data directory), creates the
+    `admin` account on first start (password from TREK_ADMIN_PASSWORD, or random and
+    printed once), then serves until Ctrl-C.
+
+    \b
+    Examples:
+        trek-audit serve
+        trek-audit serve --host 0.0.0.0 --port 8080 --workers 4
+        TREK_DATA_DIR=/srv/trek/data TREK_COOKIE_SECURE=1 trek-audit serve
+    """
+    from .serve import default_workers
+    from .serve import serve as run
+
+    run(_config(data_dir), host, port, workers or default_workers(), click.echo)
+
+
+@click.group("admin")
+def admin() -> None:
+    """Manage panel accounts (stored in <data>/accounts.db).
+
+    \b
+    Examples:
+        trek-audit admin create alice --role viewer
+        echo 'a long password' | trek-audit admin set-password alice --password-stdin
+    """
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+        return password
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@admin.command("create")
+@data_dir_option
+@click.argument("name")
+@click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
+@click.option("--email", default=None, help="Email shown with the account's events.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create(data_dir: Path, name: str, role: str, email: str | None, password_stdin: bool) -> None:
+    """Create an account; the password is prompted for (hidden, twice) or read from stdin.
+
+    \b
+    Examples:
+        trek-audit admin create alice
+        printf '%s\\n' "$PW" | trek-audit admin create bob --role viewer --password-stdin
+    """
+    config = _config(data_dir)
+    password = _read_password(password_stdin)
+    try:
+        account = Accounts(config.accounts_db).create(name, password, role, email)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    _record(config, "admin.user_create", resource=account.username,
+            details={"username": account.username, "role": account.role, "id": account.id,
+                     "via": "cli"})
+    click.echo(f"created {role} account {name!r}")
+
+
+@admin.command("set-password")
+@data_dir_option
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def set_password(data_dir: Path, name: str, password_stdin: bool) -> None:
+    """Set an account's password; its open sessions end.
+
+    \b
+    Examples:
+        trek-audit admin set-password admin
+        printf '%s\\n' "$PW" | trek-audit admin set-password admin --password-stdin
+    """
+    config = _config(data_dir)
+    password = _read_password(password_stdin)
+    try:
+        account = Accounts(config.accounts_db).set_password(name, password)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    _record(config, "user.password_change", resource=account.username,
+            details={"username": account.username, "via": "cli"})
+    click.echo(f"password of {name!r} changed")
+
+
+def _record(config: PanelConfig, action: str, **fields: object) -> None:
+    from writer import AuditWriteError, AuditWriter
+
+    w = config.writer
+    try:
+        with AuditWriter(config.log_dir, max_bytes=w.max_bytes, backups=w.backups,
+                         max_line_bytes=w.max_line_bytes, fsync=w.fsync) as writer:
+            writer.record(action, **fields)  # type: ignore[arg-type]
+    except AuditWriteError as error:
+        click.echo(f"warning: could not record {action}: {error}", err=True)
+
+
+COMMANDS = [serve, admin]
+
+
+def register(group: click.Group) -> None:
+    """Add ``serve`` and ``admin`` to the trek-audit command group."""
+    for command in COMMANDS:
+        group.add_command(command)
