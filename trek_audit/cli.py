@@ -6,6 +6,7 @@ import click
 
 from indexer.cli import COMMANDS as INDEXER_COMMANDS
 from webui.cli import register as register_webui_commands
+from writer.cli import record as record_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +24,4 @@ for _command in INDEXER_COMMANDS:
     main.add_command(_command)
 
 register_webui_commands(main)
+main.add_command(record_command)

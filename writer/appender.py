@@ -1,4 +1,4 @@
-"""The appender: one JSON line per event into ``<log_dir>/trek.log``, safe across threads and processes.
+"""The appender: one JSON line per event into ``<log_dir>/trek.log``, from any thread or process.
 
 How it stays safe:
 
@@ -39,7 +39,7 @@ import time
 import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 import orjson
 
@@ -133,8 +133,9 @@ class AuditWriter:
         max_line_bytes: int = 64 * 1024,
         fsync: bool = False,
     ) -> None:
-        for name, value, low in (("max_bytes", max_bytes, 1), ("backups", backups, 0),
-                                 ("max_line_bytes", max_line_bytes, 128)):
+        limits = (("max_bytes", max_bytes, 1), ("backups", backups, 0),
+                  ("max_line_bytes", max_line_bytes, 128))
+        for name, value, low in limits:
             if type(value) is not int or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         self.log_dir = Path(log_dir)
@@ -150,6 +151,9 @@ class AuditWriter:
         with contextlib.suppress(OSError):
             os.makedirs(self.log_dir, mode=_DIR_MODE, exist_ok=True)
         self._last_seq = 0  # the last seq this process used: one more floor for recovery
+        # The open descriptors (log, lock), closed by a finalizer if the writer is dropped unclosed.
+        self._descriptors = [-1, -1]
+        weakref.finalize(self, _close_descriptors, self._descriptors)
         self._reset_process_state()
         _writers.add(self)
 
@@ -158,6 +162,7 @@ class AuditWriter:
     def _reset_process_state(self) -> None:
         """Forget every descriptor and lock: the state of a new writer or of a forked child."""
         self._lock = threading.Lock()
+        self._descriptors[:] = [-1, -1]
         self._lock_fd = -1
         self._lock_ino = -1
         self._state: mmap.mmap | None = None
@@ -205,7 +210,10 @@ class AuditWriter:
         self.close()
 
     def __repr__(self) -> str:
-        return f"AuditWriter({str(self.log_dir)!r}, max_bytes={self.max_bytes}, backups={self.backups})"
+        return (
+            f"AuditWriter({str(self.log_dir)!r}, max_bytes={self.max_bytes}, "
+            f"backups={self.backups})"
+        )
 
     # -- the API -----------------------------------------------------------------------------
 
@@ -403,7 +411,7 @@ class AuditWriter:
         return best
 
     def _rotate(self) -> None:
-        """Shift trek.log -> .1 -> .2 ... and start an empty trek.log, resuming a crashed rotation."""
+        """Shift trek.log -> .1 -> .2 ... and start a new trek.log; resumes a crashed rotation."""
         path = self._path_str
         try:
             if self.backups == 0:
@@ -451,11 +459,12 @@ class AuditWriter:
             raise AuditWriteError(
                 f"cannot append to {self._path_str}: {_describe(error)}", self._path_str, error
             ) from error
-        self._fd = fd
+        self._fd = self._descriptors[0] = fd
         self._fd_ino = os.fstat(fd).st_ino
 
     def _close_log(self) -> None:
         fd, self._fd, self._fd_ino = self._fd, -1, -1
+        self._descriptors[0] = -1
         if fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -483,7 +492,7 @@ class AuditWriter:
                     data += bytes(_STATE_BYTES - len(data))
                     if os.pwrite(fd, data, 0) != _STATE_BYTES:
                         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                state = mmap.mmap(fd, _STATE_BYTES, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                state = mmap.mmap(fd, _STATE_BYTES, mmap.MAP_SHARED)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError as error:
@@ -491,7 +500,7 @@ class AuditWriter:
             raise AuditWriteError(
                 f"cannot prepare lock file {path}: {_describe(error)}", path, error
             ) from error
-        self._lock_fd = fd
+        self._lock_fd = self._descriptors[1] = fd
         self._lock_ino = st.st_ino
         self._state = state
         return fd
@@ -499,6 +508,7 @@ class AuditWriter:
     def _close_lock(self) -> None:
         state, self._state = self._state, None
         fd, self._lock_fd, self._lock_ino = self._lock_fd, -1, -1
+        self._descriptors[1] = -1
         if state is not None:
             state.close()
         if fd >= 0:
@@ -513,35 +523,34 @@ class AuditWriter:
             return None
 
 
-def _last_seq_in_tail(file: Any, end: int, max_line_bytes: int) -> tuple[int, bytes]:
-    """Return the largest seq among the complete lines near the end of a file, and its last byte."""
-    chunk_size = _TAIL_BYTES
-    limit = max(end, 0)
-    last_byte = b""
+def _last_seq_in_tail(file: BinaryIO, end: int, max_line_bytes: int) -> tuple[int, bytes]:
+    """Return the largest seq among the complete lines near the end of a file, and its last byte.
+
+    Reads the last few KB, more only while no line with a seq was found and the window is still
+    shorter than the longest possible line.
+    """
+    window = _TAIL_BYTES
     while True:
-        start = max(0, end - chunk_size)
+        start = max(0, end - window)
         file.seek(start)
         chunk = file.read(end - start)
-        if chunk:
-            last_byte = chunk[-1:]
-        lines = chunk.split(b"\n")
+        pieces = chunk.split(b"\n")
         if start > 0:
-            lines = lines[1:]  # the first piece may be the end of a longer line
+            del pieces[0]  # maybe the end of a line that starts before the window
         best = 0
-        for line in lines:
-            if not line.strip():
+        for piece in pieces:
+            if not piece:
                 continue
             try:
-                obj = orjson.loads(line)
+                obj = orjson.loads(piece)
             except orjson.JSONDecodeError:
                 continue
-            if type(obj) is dict:
-                seq = obj.get("seq")
-                if type(seq) is int and seq > best:
-                    best = seq
-        if best or start == 0 or chunk_size > 2 * max_line_bytes + _TAIL_BYTES or chunk_size >= limit:
-            return best, last_byte
-        chunk_size *= 4
+            seq = obj.get("seq") if type(obj) is dict else None
+            if type(seq) is int and seq > best:
+                best = seq
+        if best or start == 0 or window > max_line_bytes + _TAIL_BYTES:
+            return best, chunk[-1:]
+        window *= 4
 
 
 def _random_id_suffixes(count: int = 400) -> list[str]:
@@ -554,6 +563,13 @@ def _random_id_suffixes(count: int = 400) -> list[str]:
     pool[2::10] = pool[2::10].translate(_SET_VARIANT)
     h = pool.hex()
     return [f"-{h[i:i + 4]}-{h[i + 4:i + 8]}-{h[i + 8:i + 20]}" for i in range(0, 20 * count, 20)]
+
+
+def _close_descriptors(descriptors: list[int]) -> None:
+    for descriptor in descriptors:
+        if descriptor >= 0:
+            with contextlib.suppress(OSError):
+                os.close(descriptor)
 
 
 def _reinit_after_fork() -> None:

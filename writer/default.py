@@ -17,7 +17,7 @@ _default_writer_lock = threading.Lock()
 
 
 def default_writer() -> AuditWriter:
-    """Return the process's default writer, creating it from ``WriterConfig.from_env()`` on first use."""
+    """Return the process's default writer, made from ``WriterConfig.from_env()`` on first use."""
     global _default_writer
     current = _default_writer
     if current is not None:
