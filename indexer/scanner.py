@@ -21,7 +21,7 @@ from typing import BinaryIO
 import orjson
 
 from indexer.ledger import FileState, Ledger, Rejected, Row
-from indexer.segments import LOG_NAME, LineReader, file_key, list_log_files
+from indexer.segments import LOG_NAME, LineReader, file_key, highest_slot, log_path
 from writer.line import Event, LineError, decode
 
 __all__ = ["ScanReport", "Scanner", "event_row"]
@@ -121,14 +121,25 @@ class Scanner:
         return report
 
     def _open_segments(self) -> list[_Segment]:
-        """Open the log files newest first; return them oldest first, one per key."""
+        """Open the log files newest first; return them oldest first, one per key.
+
+        Slots are probed one after the other rather than taken from a listing, which a
+        rotation could make stale: a file only ever moves to a higher slot, so a probe
+        going upwards meets every file that existed when it began, newer before older.
+        """
         opened: list[_Segment] = []
         keys: set[str] = set()
-        for path in list_log_files(self.log_dir):
+        highest = highest_slot(self.log_dir)
+        slot = -1
+        while True:
+            slot += 1
+            path = log_path(self.log_dir, slot)
             try:
                 file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by scan()
             except FileNotFoundError:
-                continue  # rotated away since the listing; seen under its new name
+                if slot > highest:
+                    break
+                continue  # an empty slot: a rotation stopped half way, or one under way
             st = os.fstat(file.fileno())
             key = file_key(file.fileno(), st.st_ino)
             segment = _Segment(path, file, st.st_ino, st.st_size, key, has_newer=bool(opened))

@@ -32,7 +32,9 @@ __all__ = [
     "Line",
     "LineReader",
     "file_key",
+    "highest_slot",
     "list_log_files",
+    "log_path",
 ]
 
 LOG_NAME = "trek.log"
@@ -60,6 +62,20 @@ def list_log_files(log_dir: Path) -> list[Path]:
     paths = [log_dir / LOG_NAME] if current else []
     paths.extend(log_dir / name for _, name in rotated)
     return paths
+
+
+def log_path(log_dir: Path, slot: int) -> Path:
+    """Return trek.log for slot 0, trek.log.N for slot N."""
+    return log_dir / (LOG_NAME if slot == 0 else f"{LOG_NAME}.{slot}")
+
+
+def highest_slot(log_dir: Path) -> int:
+    """Return the highest N of the trek.log.N present (0 if none; -1 if no log file at all)."""
+    paths = list_log_files(log_dir)
+    if not paths:
+        return -1
+    last = paths[-1].name
+    return 0 if last == LOG_NAME else int(last.rsplit(".", 1)[1])
 
 
 def file_key(fd: int, inode: int) -> str | None:
