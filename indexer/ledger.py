@@ -106,7 +106,10 @@ class Ledger:
         ).fetchone()
         if row is None:
             return None
-        return FileState(*row[:6], finished=bool(row[6]), first_seen=row[7] or "", stored=True)
+        key, path, inode, offset, first_seq, last_seq, finished, first_seen = row
+        return FileState(
+            key, path, inode, offset, first_seq, last_seq, bool(finished), first_seen or "", True
+        )
 
     def occupant(self, path: str) -> tuple[str | None, int] | None:
         """Return (key, inode) last seen at ``path``, or None."""
