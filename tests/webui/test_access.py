@@ -1,0 +1,144 @@
+"""Who may see what: anonymous, a viewer and an admin on every route; CSRF; security headers."""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+from webui_support import ADMIN, csrf_from, log_in
+
+PAGES = ["/", "/admin/audit", "/admin/audit/export.csv", "/admin/audit/export.ndjson",
+         "/admin/audit/chart.svg", "/admin/accounts"]
+
+
+@pytest.mark.parametrize("path", PAGES, ids=PAGES)
+def test_anonymous_browser_is_sent_to_login(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_anonymous_api_call_gets_401_json(client: FlaskClient) -> None:
+    response = client.get("/api/admin/audit")
+    assert response.status_code == 401
+    assert response.json == {"error": "login required"}
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if p != "/"], ids=[p for p in PAGES if p != "/"])
+def test_viewer_gets_403_on_admin_pages(viewer_client: FlaskClient, path: str) -> None:
+    assert viewer_client.get(path).status_code == 403
+
+
+def test_viewer_gets_403_json_from_api(viewer_client: FlaskClient) -> None:
+    response = viewer_client.get("/api/admin/audit")
+    assert response.status_code == 403
+    assert "error" in response.json
+
+
+def test_viewer_may_change_own_password_page(viewer_client: FlaskClient) -> None:
+    assert viewer_client.get("/account/password").status_code == 200
+
+
+@pytest.mark.parametrize("path", PAGES, ids=PAGES)
+def test_admin_reaches_every_page(admin_client: FlaskClient, db: object, path: str) -> None:
+    response = admin_client.get(path)
+    assert response.status_code == (302 if path == "/" else 200)
+
+
+def test_admin_reaches_api(admin_client: FlaskClient, db: object) -> None:
+    response = admin_client.get("/api/admin/audit")
+    assert response.status_code == 200
+    assert response.json == {"entries": [], "total": 0, "next": None}
+
+
+def test_pages_work_before_the_indexer_created_the_database(admin_client: FlaskClient) -> None:
+    page = admin_client.get("/admin/audit").get_data(as_text=True)
+    assert "no audit database yet" in page
+    assert admin_client.get("/api/admin/audit").json["total"] == 0
+
+
+def test_login_without_csrf_token_is_400(client: FlaskClient) -> None:
+    client.get("/login")
+    response = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1]})
+    assert response.status_code == 400
+
+
+def test_login_with_wrong_csrf_token_is_403(client: FlaskClient) -> None:
+    client.get("/login")
+    response = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
+                                           "csrf_token": "forged"})
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/logout", "/account/password", "/admin/accounts"])
+def test_state_changing_posts_need_the_csrf_token(admin_client: FlaskClient, path: str) -> None:
+    assert admin_client.post(path, data={}).status_code == 400
+    assert admin_client.post(path, data={"csrf_token": "nope"}).status_code == 403
+    # Still logged in: the refused logout did nothing.
+    assert admin_client.get("/admin/audit").status_code == 200
+
+
+def test_logout_is_a_post_that_ends_the_session(admin_client: FlaskClient) -> None:
+    token = csrf_from(admin_client.get("/admin/accounts").get_data(as_text=True))
+    assert admin_client.get("/logout").status_code == 405
+    assert admin_client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert admin_client.get("/admin/audit").status_code == 302
+
+
+def test_login_renews_the_session_and_token(client: FlaskClient) -> None:
+    before = csrf_from(client.get("/login").get_data(as_text=True))
+    assert log_in(client, *ADMIN).status_code == 302
+    after = csrf_from(client.get("/admin/accounts").get_data(as_text=True))
+    assert after != before
+
+
+def test_session_cookie_is_httponly_and_samesite_lax(client: FlaskClient) -> None:
+    response = log_in(client, *ADMIN)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
+
+
+def test_session_cookie_is_secure_when_configured(settings: dict[str, str]) -> None:
+    from webui import create_app
+
+    app = create_app({**settings, "TREK_COOKIE_SECURE": "true"})
+    app.extensions["trek_audit"].accounts.create("root", "root-password", "admin")
+    client = app.test_client()
+    response = log_in(client, "root", "root-password")
+    assert "; Secure" in response.headers["Set-Cookie"]
+
+
+def test_every_response_forbids_framing_and_inline_script(client: FlaskClient) -> None:
+    for response in (client.get("/login"), client.get("/api/admin/audit"), client.get("/nope")):
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"]
+
+
+def test_pages_have_no_inline_script(admin_client: FlaskClient, db: object) -> None:
+    import re
+
+    for path in ("/login", "/admin/audit", "/admin/accounts", "/account/password"):
+        html = admin_client.get(path).get_data(as_text=True)
+        for tag in re.findall(r"<script[^>]*>", html):
+            assert "src=" in tag, f"inline script on {path}"
+        assert " on" + "click=" not in html and "javascript:" not in html
+
+
+def test_login_redirect_never_leaves_the_site(client: FlaskClient) -> None:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
+                                           "csrf_token": token, "next": "//evil.example/x"})
+    assert response.headers["Location"] == "/admin/audit"
+
+
+def test_login_returns_to_the_page_asked_for(client: FlaskClient) -> None:
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
+                                           "csrf_token": token, "next": "/admin/audit?action=user.login"})
+    assert response.headers["Location"] == "/admin/audit?action=user.login"

@@ -1,0 +1,159 @@
+"""Logging in: throttling, the panel's own events, proxies, password changes, accounts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from webui_support import ADMIN, VIEWER, csrf_from, log_in
+
+from indexer import Indexer
+from writer.line import decode
+from webui import create_app
+
+
+def logged_events(data_dir: Path) -> list[dict[str, Any]]:
+    log = data_dir / "logs" / "trek.log"
+    if not log.exists():
+        return []
+    return [dict(decode(line)) for line in log.read_bytes().splitlines()]
+
+
+def test_wrong_password_is_401_and_recorded_without_the_password(client: FlaskClient,
+                                                                   data_dir: Path) -> None:
+    response = log_in(client, "admin", "not-the-password")
+    assert response.status_code == 401
+    assert "Wrong username or password" in response.get_data(as_text=True)
+    [event] = logged_events(data_dir)
+    assert event["action"] == "user.login_failed"
+    assert event["user"] is None
+    assert event["details"]["username"] == "admin"
+    assert "not-the-password" not in (data_dir / "logs" / "trek.log").read_text()
+
+
+def test_successful_login_is_recorded_with_the_account(client: FlaskClient, data_dir: Path) -> None:
+    log_in(client, *ADMIN)
+    [event] = logged_events(data_dir)
+    assert event["action"] == "user.login"
+    assert event["user"]["username"] == "admin"
+    assert event["user"]["email"] == "admin@example.com"
+    assert event["ip"] == "127.0.0.1"
+
+
+def test_five_failures_per_username_give_429_with_retry_after(client: FlaskClient) -> None:
+    for attempt in range(5):
+        response = log_in(client, "admin", f"wrong-{attempt}", REMOTE_ADDR=f"198.51.100.{attempt}")
+        assert response.status_code == 401
+    response = log_in(client, *ADMIN, REMOTE_ADDR="198.51.100.77")
+    assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= 15 * 60
+
+
+def test_five_failures_per_ip_give_429_for_any_username(client: FlaskClient) -> None:
+    for attempt in range(5):
+        assert log_in(client, f"nobody{attempt}", "whatever-pw").status_code == 401
+    response = log_in(client, *VIEWER)
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_throttling_is_shared_between_app_instances(app: Flask, settings: dict[str, str]) -> None:
+    """Two gunicorn workers are two apps over one accounts.db."""
+    other = create_app(settings)
+    try:
+        for attempt in range(5):
+            assert log_in(app.test_client(), "admin", f"bad-{attempt}").status_code == 401
+        assert log_in(other.test_client(), *ADMIN).status_code == 429
+    finally:
+        other.extensions["trek_audit"].close()
+
+
+def test_throttled_attempt_is_recorded_as_failed(client: FlaskClient, data_dir: Path) -> None:
+    for attempt in range(6):
+        log_in(client, "admin", f"bad-{attempt}")
+    events = logged_events(data_dir)
+    assert [e["action"] for e in events] == ["user.login_failed"] * 6
+    assert events[-1]["details"]["reason"] == "throttled"
+
+
+@pytest.mark.parametrize(
+    ("trust_proxy", "expected"),
+    [("", "10.0.0.2"), ("false", "10.0.0.2"), ("true", "203.0.113.9"), ("1", "203.0.113.9")],
+    ids=["unset", "false", "true", "one-hop"],
+)
+def test_recorded_ip_follows_trust_proxy(settings: dict[str, str], data_dir: Path,
+                                         trust_proxy: str, expected: str) -> None:
+    app = create_app({**settings, "TRUST_PROXY": trust_proxy})
+    try:
+        client = app.test_client()
+        token = csrf_from(client.get("/login").get_data(as_text=True))
+        client.post("/login", data={"username": "x", "password": "y", "csrf_token": token},
+                    headers={"X-Forwarded-For": "203.0.113.9"},
+                    environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    finally:
+        app.extensions["trek_audit"].close()
+    [event] = logged_events(data_dir)
+    assert event["action"] == "user.login_failed"
+    assert event["ip"] == expected
+
+
+def test_password_change_ends_other_sessions_and_is_recorded(app: Flask, data_dir: Path) -> None:
+    first, second = app.test_client(), app.test_client()
+    log_in(first, *ADMIN)
+    log_in(second, *ADMIN)
+    token = csrf_from(first.get("/account/password").get_data(as_text=True))
+    response = first.post("/account/password", data={
+        "csrf_token": token, "current_password": ADMIN[1],
+        "new_password": "a-brand-new-password", "confirm_password": "a-brand-new-password"})
+    assert response.status_code == 302
+    assert first.get("/admin/audit").status_code == 200
+    assert second.get("/admin/audit").status_code == 302  # signed before the change
+    assert logged_events(data_dir)[-1]["action"] == "user.password_change"
+    assert log_in(app.test_client(), "admin", "a-brand-new-password").status_code == 302
+
+
+def test_password_change_needs_the_current_password(admin_client: FlaskClient) -> None:
+    token = csrf_from(admin_client.get("/account/password").get_data(as_text=True))
+    response = admin_client.post("/account/password", data={
+        "csrf_token": token, "current_password": "wrong", "new_password": "x" * 12,
+        "confirm_password": "x" * 12})
+    assert response.status_code == 400
+
+
+def test_admin_creates_an_account_and_it_is_recorded(admin_client: FlaskClient, data_dir: Path) -> None:
+    token = csrf_from(admin_client.get("/admin/accounts").get_data(as_text=True))
+    response = admin_client.post("/admin/accounts", data={
+        "csrf_token": token, "username": "carol", "role": "viewer", "email": "carol@example.com",
+        "password": "carol-password", "confirm_password": "carol-password"})
+    assert response.status_code == 200
+    assert "carol" in response.get_data(as_text=True)
+    event = logged_events(data_dir)[-1]
+    assert event["action"] == "admin.user_create"
+    assert event["user"]["username"] == "admin"
+    assert event["details"] == {"username": "carol", "role": "viewer", "id": 3}
+
+
+def test_duplicate_account_is_refused(admin_client: FlaskClient) -> None:
+    token = csrf_from(admin_client.get("/admin/accounts").get_data(as_text=True))
+    response = admin_client.post("/admin/accounts", data={
+        "csrf_token": token, "username": "viewer", "role": "viewer",
+        "password": "another-password", "confirm_password": "another-password"})
+    assert response.status_code == 400
+    assert "already exists" in response.get_data(as_text=True)
+
+
+def test_panel_events_show_up_in_its_own_table_after_indexing(app: Flask, data_dir: Path) -> None:
+    client = app.test_client()
+    log_in(client, "admin", "wrong-password")
+    log_in(client, *ADMIN)
+    client.get("/admin/audit/export.csv").get_data()
+    Indexer(data_dir).run_once()
+    entries = client.get("/api/admin/audit").json["entries"]
+    assert [e["action"] for e in entries] == ["audit.export", "user.login", "user.login_failed"]
+    assert entries[1]["user"]["username"] == "admin"
+    assert entries[2]["user"] is None
+    html = client.get("/admin/audit").get_data(as_text=True)
+    assert html.index("audit.export") < html.index("user.login_failed</code>")
