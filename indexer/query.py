@@ -28,8 +28,19 @@ __all__ = [
     "fts_query",
 ]
 
-_COLUMNS = ("id", "event_id", "seq", "ts", "action", "user_id", "username", "email",
-            "resource", "ip", "details")
+_COLUMNS = (
+    "id",
+    "event_id",
+    "seq",
+    "ts",
+    "action",
+    "user_id",
+    "username",
+    "email",
+    "resource",
+    "ip",
+    "details",
+)
 _INT64_MAX = 2**63 - 1
 _TOKEN = re.compile(r"\S+")
 
@@ -219,12 +230,15 @@ class AuditQuery:
         return [row[0] for row in self.conn.execute(sql)]
 
     def problems(self) -> Problems:
-        gaps = [(int(a), int(b)) for a, b in
-                self.conn.execute("SELECT first_seq, last_seq FROM gaps ORDER BY first_seq")]
+        gaps = [
+            (int(a), int(b))
+            for a, b in self.conn.execute("SELECT first_seq, last_seq FROM gaps ORDER BY first_seq")
+        ]
         rejected = int(self.conn.execute("SELECT COUNT(*) FROM rejected_lines").fetchone()[0])
         state = dict(self.conn.execute("SELECT name, value FROM indexer_state"))
-        return Problems(gaps, rejected, int(state.get("indexed") or 0),
-                        int(state.get("last_seq") or 0))
+        return Problems(
+            gaps, rejected, int(state.get("indexed") or 0), int(state.get("last_seq") or 0)
+        )
 
     def explain(self, flt: Filter, before: int | None = None, limit: int = 100) -> list[str]:
         """The query plan of ``page`` (EXPLAIN QUERY PLAN details), for tests and benchmarks."""
@@ -244,12 +258,16 @@ class AuditQuery:
         branches = self._branches(flt)
         if len(branches) == 1:
             where, params = branches[0].where()
-            sql = (f"SELECT substr(a.ts, 1, {width}) AS bucket, COUNT(*) "  # noqa: S608
-                   f"FROM {branches[0].source}{where} GROUP BY bucket")
+            sql = (
+                f"SELECT substr(a.ts, 1, {width}) AS bucket, COUNT(*) "  # noqa: S608
+                f"FROM {branches[0].source}{where} GROUP BY bucket"
+            )
         else:
             ids, params = self._union_ids(branches, None, None, None)
-            sql = (f"SELECT substr(ts, 1, {width}) AS bucket, COUNT(*) FROM audit_log "  # noqa: S608
-                   f"WHERE id IN ({ids}) GROUP BY bucket")
+            sql = (
+                f"SELECT substr(ts, 1, {width}) AS bucket, COUNT(*) FROM audit_log "  # noqa: S608
+                f"WHERE id IN ({ids}) GROUP BY bucket"
+            )
         counts = dict(self.conn.execute(sql, params))
         buckets = []
         for label in _bucket_labels(start, end, unit):
@@ -281,15 +299,18 @@ class AuditQuery:
             base = base.copy_with("a.ts < ?", flt.until)
         if flt.user is None:
             return [base]
-        branches = [base.copy_with("a.username = ?", flt.user),
-                    base.copy_with("a.email = ?", flt.user)]
+        branches = [
+            base.copy_with("a.username = ?", flt.user),
+            base.copy_with("a.email = ?", flt.user),
+        ]
         text = flt.user.strip()
         if re.fullmatch(r"-?\d{1,19}", text) and abs(int(text)) <= _INT64_MAX:
             branches.append(base.copy_with("a.user_id = ?", int(text)))
         return branches
 
-    def _union_ids(self, branches: list[_Branch], before: int | None, limit: int | None,
-                   after: int | None) -> tuple[str, list[Any]]:
+    def _union_ids(
+        self, branches: list[_Branch], before: int | None, limit: int | None, after: int | None
+    ) -> tuple[str, list[Any]]:
         parts, params = [], []
         for branch in branches:
             where, branch_params = branch.where(before, after)
@@ -298,27 +319,34 @@ class AuditQuery:
                 # Each branch stops at `limit` rows of its own index range; the union of those
                 # holds the newest `limit` rows of the whole OR.
                 order = "ASC" if after is not None else "DESC"
-                inner = (f"SELECT id FROM ({inner} "  # noqa: S608
-                         f"ORDER BY {branch.id_column} {order} LIMIT {int(limit)})")
+                inner = (
+                    f"SELECT id FROM ({inner} "  # noqa: S608
+                    f"ORDER BY {branch.id_column} {order} LIMIT {int(limit)})"
+                )
             parts.append(inner)
             params.extend(branch_params)
         return " UNION ".join(parts), params
 
-    def _page_sql(self, flt: Filter, before: int | None, limit: int,
-                  ascending: bool = False) -> tuple[str, list[Any]]:
+    def _page_sql(
+        self, flt: Filter, before: int | None, limit: int, ascending: bool = False
+    ) -> tuple[str, list[Any]]:
         branches = self._branches(flt)
         order = "ASC" if ascending else "DESC"
         if len(branches) == 1:
             branch = branches[0]
             where, params = branch.where(before)
             columns = ", ".join("a." + c for c in _COLUMNS)
-            sql = (f"SELECT {columns} FROM {branch.source}{where} "  # noqa: S608
-                   f"ORDER BY {branch.id_column} {order} LIMIT ?")
+            sql = (
+                f"SELECT {columns} FROM {branch.source}{where} "  # noqa: S608
+                f"ORDER BY {branch.id_column} {order} LIMIT ?"
+            )
             return sql, [*params, limit]
         ids, params = self._union_ids(branches, before, limit, -1 if ascending else None)
         columns = ", ".join(_COLUMNS)
-        sql = (f"SELECT {columns} FROM audit_log WHERE id IN ({ids}) "  # noqa: S608
-               f"ORDER BY id {order} LIMIT ?")
+        sql = (
+            f"SELECT {columns} FROM audit_log WHERE id IN ({ids}) "  # noqa: S608
+            f"ORDER BY id {order} LIMIT ?"
+        )
         return sql, [*params, limit]
 
 

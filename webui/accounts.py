@@ -98,8 +98,9 @@ class Accounts:
 
     # -- accounts ----------------------------------------------------------------------
 
-    def create(self, username: str, password: str, role: str = "admin",
-               email: str | None = None) -> Account:
+    def create(
+        self, username: str, password: str, role: str = "admin", email: str | None = None
+    ) -> Account:
         if _USERNAME.fullmatch(username) is None:
             raise AccountError(
                 "a username is 1 to 64 letters, digits or . _ @ - and starts with a letter or digit"
@@ -113,8 +114,13 @@ class Accounts:
                 conn.execute(
                     "INSERT INTO accounts (username, email, password_hash, role, created) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (username, email or None, generate_password_hash(password, method="scrypt"),
-                     role, created),
+                    (
+                        username,
+                        email or None,
+                        generate_password_hash(password, method="scrypt"),
+                        role,
+                        created,
+                    ),
                 )
         except sqlite3.IntegrityError:
             raise AccountError(f"an account named {username!r} already exists") from None
@@ -146,13 +152,17 @@ class Accounts:
     def all(self) -> list[Account]:
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT id, username, email, role, session_version, created FROM accounts ORDER BY username"
+                "SELECT id, username, email, role, session_version, created FROM accounts "
+                "ORDER BY username"
             ).fetchall()
         return [Account(*row) for row in rows]
 
     def has_admin(self) -> bool:
         with self._connect() as conn:
-            return conn.execute("SELECT 1 FROM accounts WHERE role = 'admin' LIMIT 1").fetchone() is not None
+            return (
+                conn.execute("SELECT 1 FROM accounts WHERE role = 'admin' LIMIT 1").fetchone()
+                is not None
+            )
 
     def verify(self, username: str, password: str) -> Account | None:
         """Return the account when the password is right, else None, in about the same time."""
@@ -200,8 +210,10 @@ class Accounts:
     def record_failure(self, username: str, ip: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
         with self._connect() as conn:
-            conn.execute("INSERT INTO login_failures (username, ip, at) VALUES (?, ?, ?)",
-                         (username, ip, now))
+            conn.execute(
+                "INSERT INTO login_failures (username, ip, at) VALUES (?, ?, ?)",
+                (username, ip, now),
+            )
             conn.execute("DELETE FROM login_failures WHERE at < ?", (now - THROTTLE_WINDOW,))
 
     def clear_failures(self, username: str) -> None:

@@ -17,7 +17,14 @@ from writer import AuditWriteError, AuditWriter
 
 from .accounts import Account, Accounts
 from .config import PanelConfig, load_or_create_secret_key
-from .security import check_csrf, client_address, csrf_token, load_account, secure_headers, wants_json
+from .security import (
+    check_csrf,
+    client_address,
+    csrf_token,
+    load_account,
+    secure_headers,
+    wants_json,
+)
 
 __all__ = ["PanelState", "create_app", "get_db", "record_event"]
 
@@ -38,9 +45,13 @@ class PanelState:
         with self._writer_lock:
             if self._writer is None:
                 w = self.config.writer
-                self._writer = AuditWriter(self.config.log_dir, max_bytes=w.max_bytes,
-                                           backups=w.backups, max_line_bytes=w.max_line_bytes,
-                                           fsync=w.fsync)
+                self._writer = AuditWriter(
+                    self.config.log_dir,
+                    max_bytes=w.max_bytes,
+                    backups=w.backups,
+                    max_line_bytes=w.max_line_bytes,
+                    fsync=w.fsync,
+                )
             return self._writer
 
     def close(self) -> None:
@@ -51,7 +62,7 @@ class PanelState:
 
 
 def create_app(config: PanelConfig | Mapping[str, str] | None = None) -> Flask:
-    """Build the panel. ``config`` is a PanelConfig, a mapping of setting names, or None (environment)."""
+    """Build the panel from a PanelConfig, a mapping of setting names, or None (the environment)."""
     if config is None:
         config = PanelConfig.from_env()
     elif not isinstance(config, PanelConfig):
@@ -115,12 +126,22 @@ def _state() -> PanelState:
     return state
 
 
-def record_event(action: str, *, account: Account | None = None, resource: str | None = None,
-                 details: dict[str, Any] | None = None) -> bool:
+def record_event(
+    action: str,
+    *,
+    account: Account | None = None,
+    resource: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> bool:
     """Append one of the panel's own events; False (and a log line) when the log cannot take it."""
     try:
-        _state().writer.record(action, user=account.as_user() if account else None,
-                               resource=resource, ip=client_address(), details=details)
+        _state().writer.record(
+            action,
+            user=account.as_user() if account else None,
+            resource=resource,
+            ip=client_address(),
+            details=details,
+        )
     except AuditWriteError as error:
         log.error("could not record %s: %s", action, error)
         return False
@@ -133,8 +154,12 @@ def _error_page(error: HTTPException) -> BaseResponse:
         response = jsonify(error=error.description)
         response.status_code = code
     else:
-        response = make_response(render_template("error.html", code=code, name=error.name,
-                                                 description=error.description), code)
+        response = make_response(
+            render_template(
+                "error.html", code=code, name=error.name, description=error.description
+            ),
+            code,
+        )
     if code == 405 and error.get_response().headers.get("Allow"):
         response.headers["Allow"] = error.get_response().headers["Allow"]
     return response

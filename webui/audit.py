@@ -49,8 +49,12 @@ def _state() -> PanelState:
 
 @audit.errorhandler(ParameterError)
 def _bad_parameter(error: ParameterError) -> tuple[str, int]:
-    page = render_template("error.html", code=400, name="Bad parameter",
-                           description=f"{error.parameter}: {error.message}")
+    page = render_template(
+        "error.html",
+        code=400,
+        name="Bad parameter",
+        description=f"{error.parameter}: {error.message}",
+    )
     return page, 400
 
 
@@ -113,9 +117,13 @@ def export(fmt: str) -> Response:
     if fmt not in ("csv", "ndjson"):
         abort(404)
     flt = parse_filter(request.args)
-    if not record_event("audit.export", account=current_account(),
-                        details={"format": fmt, "filter": flt.as_dict()}):
-        abort(503, description="the audit log cannot record this export right now; nothing was exported")
+    if not record_event(
+        "audit.export", account=current_account(), details={"format": fmt, "filter": flt.as_dict()}
+    ):
+        abort(
+            503,
+            description="the audit log cannot record this export right now; nothing was exported",
+        )
     audit_db = _state().config.audit_db
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     body = _csv(audit_db, flt) if fmt == "csv" else _ndjson(audit_db, flt)
@@ -186,14 +194,19 @@ def accounts() -> str | tuple[str, int]:
         try:
             if password != request.form.get("confirm_password", ""):
                 raise AccountError("the passwords differ")
-            account = state.accounts.create(username, password, role,
-                                            request.form.get("email", "").strip() or None)
+            account = state.accounts.create(
+                username, password, role, request.form.get("email", "").strip() or None
+            )
         except AccountError as problem:
             error, status = str(problem), 400
         else:
             created = account.username
-            record_event("admin.user_create", account=current_account(), resource=account.username,
-                         details={"username": account.username, "role": account.role,
-                                  "id": account.id})
-    return render_template("accounts.html", accounts=state.accounts.all(), roles=ROLES,
-                           error=error, created=created), status
+            record_event(
+                "admin.user_create",
+                account=current_account(),
+                resource=account.username,
+                details={"username": account.username, "role": account.role, "id": account.id},
+            )
+    return render_template(
+        "accounts.html", accounts=state.accounts.all(), roles=ROLES, error=error, created=created
+    ), status

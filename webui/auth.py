@@ -43,16 +43,23 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
     wait = accounts.retry_after(username, ip)
     if wait is not None:
         record_event("user.login_failed", details={"username": username, "reason": "throttled"})
-        page = render_template("login.html", next=next_url, username=username,
-                               error=f"Too many failed logins. Try again in {wait} seconds.")
+        page = render_template(
+            "login.html",
+            next=next_url,
+            username=username,
+            error=f"Too many failed logins. Try again in {wait} seconds.",
+        )
         return page, 429, {"Retry-After": str(wait)}
     account = accounts.verify(username, password)
     if account is None:
         accounts.record_failure(username, ip)
-        record_event("user.login_failed",
-                     details={"username": username, "reason": "wrong username or password"})
-        page = render_template("login.html", next=next_url, username=username,
-                               error="Wrong username or password.")
+        record_event(
+            "user.login_failed",
+            details={"username": username, "reason": "wrong username or password"},
+        )
+        page = render_template(
+            "login.html", next=next_url, username=username, error="Wrong username or password."
+        )
         return page, 401
     accounts.clear_failures(username)
     start_session(account)
@@ -79,7 +86,9 @@ def password() -> str | tuple[str, int] | BaseResponse:
     current = request.form.get("current_password", "")
     new = request.form.get("new_password", "")
     if _accounts().verify(account.username, current) is None:
-        return render_template("password.html", error="The current password is wrong.", done=None), 400
+        return render_template(
+            "password.html", error="The current password is wrong.", done=None
+        ), 400
     if new != request.form.get("confirm_password", ""):
         return render_template("password.html", error="The new passwords differ.", done=None), 400
     try:

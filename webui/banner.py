@@ -31,7 +31,9 @@ def indexer_warnings(data_dir: Path, db: AuditQuery | None, lag_warn_bytes: int)
         return [f"The indexer status cannot be read: {error}."]
     warnings = []
     if db is None:
-        warnings.append("There is no audit database yet: the indexer has not run on this data directory.")
+        warnings.append(
+            "There is no audit database yet: the indexer has not run on this data directory."
+        )
     if not status.get("running"):
         warnings.append("The indexer is not running: new events are not being indexed.")
     lag = int(status.get("lag_bytes") or 0)
@@ -45,14 +47,17 @@ def indexer_warnings(data_dir: Path, db: AuditQuery | None, lag_warn_bytes: int)
         shown = ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in gaps[:5])
         more = f" and {len(gaps) - 5} more" if len(gaps) > 5 else ""
         missing = status.get("missing", 0)
-        warnings.append(f"{len(gaps)} gap(s) in the sequence, {missing:,} event(s) missing: "
-                        f"seq {shown}{more}.")
+        warnings.append(
+            f"{len(gaps)} gap(s) in the sequence, {missing:,} event(s) missing: seq {shown}{more}."
+        )
     rejected = int(status.get("rejected") or 0)
     if rejected:
         warnings.append(f"{rejected:,} log line(s) were rejected as malformed.")
     incidents = int(status.get("incidents") or 0)
     if incidents:
-        warnings.append(f"{incidents:,} incident(s) recorded (truncated, replaced or lost log files).")
+        warnings.append(
+            f"{incidents:,} incident(s) recorded (truncated, replaced or lost log files)."
+        )
     return warnings
 
 

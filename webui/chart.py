@@ -27,8 +27,10 @@ def render_svg(histogram: Histogram, title: str) -> str:
         f'y2="{HEIGHT - _BOTTOM}" stroke="#888888" stroke-width="1"/>',
     ]
     if not buckets:
-        parts.append(f'<text x="{WIDTH // 2}" y="{HEIGHT // 2}" text-anchor="middle" '
-                     'font-family="sans-serif" font-size="13" fill="#555555">No events</text>')
+        parts.append(
+            f'<text x="{WIDTH // 2}" y="{HEIGHT // 2}" text-anchor="middle" '
+            'font-family="sans-serif" font-size="13" fill="#555555">No events</text>'
+        )
     else:
         step = plot_w / len(buckets)
         bar_w = max(step - 1, 1)
@@ -39,16 +41,25 @@ def render_svg(histogram: Histogram, title: str) -> str:
             x = _LEFT + index * step
             y = HEIGHT - _BOTTOM - h
             parts.append(
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="#3b6ea5">'
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                'fill="#3b6ea5">'
                 f"<title>{escape(label)} UTC: {count}</title></rect>"
             )
         text = 'font-family="sans-serif" font-size="11" fill="#333333"'
         parts.append(f'<text x="{_LEFT - 4}" y="{_TOP + 4}" text-anchor="end" {text}>{peak}</text>')
-        parts.append(f'<text x="{_LEFT - 4}" y="{HEIGHT - _BOTTOM}" text-anchor="end" {text}>0</text>')
-        parts.append(f'<text x="{_LEFT}" y="{HEIGHT - 6}" {text}>{escape(buckets[0][0])} UTC</text>')
-        parts.append(f'<text x="{WIDTH - _RIGHT}" y="{HEIGHT - 6}" text-anchor="end" {text}>'
-                     f"{escape(buckets[-1][0])} UTC</text>")
-        parts.append(f'<text x="{WIDTH // 2}" y="{12}" text-anchor="middle" {text}>'
-                     f"{escape(title)}: {histogram.total} events, per {histogram.unit}</text>")
+        parts.append(
+            f'<text x="{_LEFT - 4}" y="{HEIGHT - _BOTTOM}" text-anchor="end" {text}>0</text>'
+        )
+        parts.append(
+            f'<text x="{_LEFT}" y="{HEIGHT - 6}" {text}>{escape(buckets[0][0])} UTC</text>'
+        )
+        parts.append(
+            f'<text x="{WIDTH - _RIGHT}" y="{HEIGHT - 6}" text-anchor="end" {text}>'
+            f"{escape(buckets[-1][0])} UTC</text>"
+        )
+        parts.append(
+            f'<text x="{WIDTH // 2}" y="{12}" text-anchor="middle" {text}>'
+            f"{escape(title)}: {histogram.total} events, per {histogram.unit}</text>"
+        )
     parts.append("</svg>")
     return "\n".join(parts)

@@ -37,8 +37,12 @@ def _config(data_dir: Path) -> PanelConfig:
 @data_dir_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
-@click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="gunicorn worker processes (default: 2 per CPU, 2 to 4).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="gunicorn worker processes (default: 2 per CPU, 2 to 4).",
+)
 def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
     """Serve the admin panel on gunicorn, with the indexer for the data directory.
 
@@ -71,10 +75,10 @@ def admin() -> None:
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
             raise click.ClickException("no password on standard input")
-        return password
+        return line
     password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     return password
 
@@ -99,9 +103,17 @@ def create(data_dir: Path, name: str, role: str, email: str | None, password_std
         account = Accounts(config.accounts_db).create(name, password, role, email)
     except AccountError as error:
         raise click.ClickException(str(error)) from None
-    _record(config, "admin.user_create", resource=account.username,
-            details={"username": account.username, "role": account.role, "id": account.id,
-                     "via": "cli"})
+    _record(
+        config,
+        "admin.user_create",
+        resource=account.username,
+        details={
+            "username": account.username,
+            "role": account.role,
+            "id": account.id,
+            "via": "cli",
+        },
+    )
     click.echo(f"created {role} account {name!r}")
 
 
@@ -123,8 +135,12 @@ def set_password(data_dir: Path, name: str, password_stdin: bool) -> None:
         account = Accounts(config.accounts_db).set_password(name, password)
     except AccountError as error:
         raise click.ClickException(str(error)) from None
-    _record(config, "user.password_change", resource=account.username,
-            details={"username": account.username, "via": "cli"})
+    _record(
+        config,
+        "user.password_change",
+        resource=account.username,
+        details={"username": account.username, "via": "cli"},
+    )
     click.echo(f"password of {name!r} changed")
 
 
@@ -133,8 +149,13 @@ def _record(config: PanelConfig, action: str, **fields: object) -> None:
 
     w = config.writer
     try:
-        with AuditWriter(config.log_dir, max_bytes=w.max_bytes, backups=w.backups,
-                         max_line_bytes=w.max_line_bytes, fsync=w.fsync) as writer:
+        with AuditWriter(
+            config.log_dir,
+            max_bytes=w.max_bytes,
+            backups=w.backups,
+            max_line_bytes=w.max_line_bytes,
+            fsync=w.fsync,
+        ) as writer:
             writer.record(action, **fields)  # type: ignore[arg-type]
     except AuditWriteError as error:
         click.echo(f"warning: could not record {action}: {error}", err=True)

@@ -7,6 +7,7 @@ writer's (``writer.config.SETTINGS``), so both components read them the same way
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping
@@ -34,13 +35,15 @@ SETTINGS: dict[str, Setting] = {
             "TREK_SECRET_KEY",
             "",
             str,
-            "Key that signs session cookies; empty = a random key kept in <data>/secret_key (mode 0600).",
+            "Key that signs session cookies; empty = a random key kept in <data>/secret_key "
+            "(mode 0600).",
         ),
         Setting(
             "TREK_ADMIN_PASSWORD",
             "",
             str,
-            "Password of the `admin` account created on first start; empty = a random one, printed once.",
+            "Password of the `admin` account created on first start; empty = a random one, "
+            "printed once.",
         ),
         Setting(
             "TREK_COOKIE_SECURE",
@@ -124,10 +127,9 @@ def load_or_create_secret_key(path: Path) -> str:
             out.write(secrets.token_urlsafe(48) + "\n")
             out.flush()
             os.fsync(out.fileno())
-        try:
+        # When another process won the race, its key stands.
+        with contextlib.suppress(FileExistsError):
             os.link(temp, path)
-        except FileExistsError:
-            pass  # another process won the race; use its key
     finally:
         temp.unlink(missing_ok=True)
     return path.read_text(encoding="ascii").strip()

@@ -11,7 +11,18 @@ from writer.catalog import describe
 
 __all__ = ["CSV_HEADER", "api_entry", "csv_record", "ndjson_line", "table_row"]
 
-CSV_HEADER = ["id", "seq", "ts", "action", "user_id", "username", "email", "resource", "ip", "details"]
+CSV_HEADER = [
+    "id",
+    "seq",
+    "ts",
+    "action",
+    "user_id",
+    "username",
+    "email",
+    "resource",
+    "ip",
+    "details",
+]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -61,7 +72,8 @@ def table_row(entry: Entry) -> dict[str, Any]:
         "resource": entry.resource,
         "ip": entry.ip,
         "details_line": None if details is None else orjson.dumps(details).decode(),
-        "details_pretty": None if details is None
+        "details_pretty": None
+        if details is None
         else orjson.dumps(details, option=orjson.OPT_INDENT_2).decode(),
     }
 
@@ -74,7 +86,18 @@ def _cell(value: Any) -> Any:
 
 
 def csv_record(entry: Entry) -> list[Any]:
-    return [_cell(value) for value in (
-        entry.event_id, entry.seq, entry.ts, entry.action, entry.user_id, entry.username,
-        entry.email, entry.resource, entry.ip, entry.details,
-    )]
+    return [
+        _cell(value)
+        for value in (
+            entry.event_id,
+            entry.seq,
+            entry.ts,
+            entry.action,
+            entry.user_id,
+            entry.username,
+            entry.email,
+            entry.resource,
+            entry.ip,
+            entry.details,
+        )
+    ]

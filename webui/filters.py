@@ -26,7 +26,7 @@ class ParameterError(ValueError):
 
 
 def parse_filter(args: Mapping[str, str]) -> Filter:
-    """Build the Filter from ``action``, ``user``, ``ip``, ``q``, ``since`` and ``until``; empty means unset."""
+    """Build the Filter from action, user, ip, q, since and until; an empty value is unset."""
     values = {name: (args.get(name) or "").strip() or None for name in FILTER_PARAMETERS}
     for name, limit in _MAX_LENGTH.items():
         value = values[name]
@@ -39,8 +39,9 @@ def parse_filter(args: Mapping[str, str]) -> Filter:
     until = _timestamp("until", values["until"], end_of_day=True)
     if since is not None and until is not None and until <= since:
         raise ParameterError("until", "until must be later than since")
-    return Filter(action=action, user=values["user"], ip=values["ip"], q=values["q"],
-                  since=since, until=until)
+    return Filter(
+        action=action, user=values["user"], ip=values["ip"], q=values["q"], since=since, until=until
+    )
 
 
 def parse_page(args: Mapping[str, str]) -> tuple[int | None, int]:
@@ -84,5 +85,7 @@ def _timestamp(name: str, raw: str | None, *, end_of_day: bool) -> str | None:
             moment += timedelta(days=1)
     except OverflowError:
         raise ParameterError(name, f"{name} is out of range") from None
-    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
-            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z")
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z"
+    )

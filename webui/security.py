@@ -45,7 +45,7 @@ def csrf_token() -> str:
 
 
 def check_csrf() -> None:
-    """Refuse a state-changing request without the session's token: 400 when absent, 403 when wrong."""
+    """Refuse a state-changing request without the session's token: 400 absent, 403 wrong."""
     if request.method not in _UNSAFE_METHODS:
         return
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
@@ -114,8 +114,9 @@ def require_admin() -> BaseResponse | None:
 def client_address() -> str:
     """The client's IP under the TRUST_PROXY rule of the writer."""
     config = current_app.extensions["trek_audit"].config
-    address = client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"),
-                        config.trust_proxy)
+    address = client_ip(
+        request.remote_addr, request.headers.get("X-Forwarded-For"), config.trust_proxy
+    )
     return address or "unknown"
 
 

@@ -29,7 +29,7 @@ __all__ = ["IndexerProcess", "PanelServer", "ensure_admin", "serve"]
 Echo = Callable[[str], None]
 
 
-class PanelServer(BaseApplication):  # type: ignore[misc]
+class PanelServer(BaseApplication):
     """gunicorn running ``webui.create_app(config)`` in each worker."""
 
     def __init__(self, config: PanelConfig, options: dict[str, Any]) -> None:
@@ -67,7 +67,15 @@ class IndexerProcess:
             self._report_other()
             return
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trek_audit", "index", "--data-dir", str(self.data_dir), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "trek_audit",
+                "index",
+                "--data-dir",
+                str(self.data_dir),
+                "--quiet",
+            ],
             # Its own process group: Ctrl-C reaches gunicorn, which then stops us, and we stop it.
             start_new_session=True,
         )
@@ -89,7 +97,9 @@ class IndexerProcess:
     def _report_other(self) -> None:
         pid = holder_pid(self.data_dir)
         who = f"pid {pid}" if pid else "another process"
-        self.echo(f"an indexer ({who}) already runs on {self.data_dir}; serving without starting one")
+        self.echo(
+            f"an indexer ({who}) already runs on {self.data_dir}; serving without starting one"
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         process, self.process = self.process, None

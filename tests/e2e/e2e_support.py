@@ -1,4 +1,4 @@
-"""Helpers for end-to-end tests: ``trek-audit serve`` on a free loopback port, a tiny HTTP client."""
+"""Helpers for end-to-end tests: ``trek-audit serve`` on a free port, a small HTTP client."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
 
 from writer import AuditWriter
 
@@ -66,8 +65,9 @@ class Session:
     port: int
     cookies: dict[str, str] = field(default_factory=dict)
 
-    def request(self, method: str, path: str, form: dict[str, str] | None = None
-                ) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self, method: str, path: str, form: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         body = None
@@ -90,8 +90,11 @@ class Session:
         _, _, page = self.request("GET", "/login")
         match = re.search(rb'name="csrf_token" value="([^"]+)"', page)
         assert match
-        status, _, _ = self.request("POST", "/login", {"username": username, "password": password,
-                                                       "csrf_token": match.group(1).decode()})
+        status, _, _ = self.request(
+            "POST",
+            "/login",
+            {"username": username, "password": password, "csrf_token": match.group(1).decode()},
+        )
         return status
 
     def api(self, query: str = "") -> dict[str, Any]:
@@ -112,12 +115,18 @@ class Panel:
 
 def start_panel(data_dir: Path, output: Path) -> Panel:
     port = free_port()
-    env = {**os.environ, "TREK_DATA_DIR": str(data_dir), "TREK_ADMIN_PASSWORD": ADMIN_PASSWORD,
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "TREK_DATA_DIR": str(data_dir),
+        "TREK_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PYTHONUNBUFFERED": "1",
+    }
     with output.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "trek_audit", "serve", "--port", str(port), "--workers", "2"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     panel = Panel(f"http://127.0.0.1:{port}", port, data_dir, process, output)
 

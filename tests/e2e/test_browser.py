@@ -13,14 +13,24 @@ from e2e_support import ADMIN_PASSWORD, Panel
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+        message = (
+            f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+        )
         if os.environ.get("CI"):
             pytest.fail(message + "; CI must run the browser tests")
         pytest.skip(message + " to run the browser tests")
@@ -105,7 +115,9 @@ def test_script_payload_in_details_never_runs(page: Any) -> None:
     assert int(page.locator("#total").get_attribute("data-total")) == 2
     for box in rows(page).locator("details").all():
         box.locator("summary").click()
-    page.goto("/admin/audit?action=trip.update")  # one payload is on the first page, one comes by Load more
+    page.goto(
+        "/admin/audit?action=trip.update"
+    )  # one payload is on the first page, one comes by Load more
     page.click("#load-more")
     rows(page).nth(100).wait_for()
     for box in rows(page).locator("details").all()[:3] + rows(page).locator("details").all()[-40:]:

@@ -14,7 +14,9 @@ def test_serve_indexes_the_log_and_serves_it(panel: Panel) -> None:
     assert session.request("GET", "/admin/audit")[0] == 302
     assert session.log_in("admin", ADMIN_PASSWORD) == 302
     # Our own login arrives through writer -> trek.log -> indexer -> audit.db -> panel.
-    top = wait_for(lambda: (e := session.api("?limit=1")["entries"]) and e[0]["action"] == "user.login" and e)
+    top = wait_for(
+        lambda: (e := session.api("?limit=1")["entries"]) and e[0]["action"] == "user.login" and e
+    )
     assert top[0]["user"]["username"] == "admin"
     filtered = session.api("?action=trip.create")
     assert filtered["total"] == 25

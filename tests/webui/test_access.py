@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import pytest
 from flask.testing import FlaskClient
-
 from webui_support import ADMIN, csrf_from, log_in
 
-PAGES = ["/", "/admin/audit", "/admin/audit/export.csv", "/admin/audit/export.ndjson",
-         "/admin/audit/chart.svg", "/admin/accounts"]
+PAGES = [
+    "/",
+    "/admin/audit",
+    "/admin/audit/export.csv",
+    "/admin/audit/export.ndjson",
+    "/admin/audit/chart.svg",
+    "/admin/accounts",
+]
 
 
 @pytest.mark.parametrize("path", PAGES, ids=PAGES)
@@ -65,8 +70,9 @@ def test_login_without_csrf_token_is_400(client: FlaskClient) -> None:
 
 def test_login_with_wrong_csrf_token_is_403(client: FlaskClient) -> None:
     client.get("/login")
-    response = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
-                                           "csrf_token": "forged"})
+    response = client.post(
+        "/login", data={"username": ADMIN[0], "password": ADMIN[1], "csrf_token": "forged"}
+    )
     assert response.status_code == 403
 
 
@@ -132,13 +138,27 @@ def test_pages_have_no_inline_script(admin_client: FlaskClient, db: object) -> N
 
 def test_login_redirect_never_leaves_the_site(client: FlaskClient) -> None:
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
-                                           "csrf_token": token, "next": "//evil.example/x"})
+    response = client.post(
+        "/login",
+        data={
+            "username": ADMIN[0],
+            "password": ADMIN[1],
+            "csrf_token": token,
+            "next": "//evil.example/x",
+        },
+    )
     assert response.headers["Location"] == "/admin/audit"
 
 
 def test_login_returns_to_the_page_asked_for(client: FlaskClient) -> None:
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
-                                           "csrf_token": token, "next": "/admin/audit?action=user.login"})
+    response = client.post(
+        "/login",
+        data={
+            "username": ADMIN[0],
+            "password": ADMIN[1],
+            "csrf_token": token,
+            "next": "/admin/audit?action=user.login",
+        },
+    )
     assert response.headers["Location"] == "/admin/audit?action=user.login"

@@ -16,7 +16,9 @@ from indexer.query import AuditQuery, Filter
 AddRows = Callable[..., list[dict[str, Any]]]
 
 
-def walk(client: FlaskClient, params: dict[str, str], limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+def walk(
+    client: FlaskClient, params: dict[str, str], limit: int = 100
+) -> tuple[list[dict[str, Any]], int]:
     """Follow ``next`` to the end with a loop guard; return every entry and the number of pages."""
     entries: list[dict[str, Any]] = []
     cursor = None
@@ -37,18 +39,29 @@ def mixed(db: sqlite3.Connection) -> list[dict[str, Any]]:
     for n in range(1, 251):
         fields: dict[str, Any] = {}
         if n % 5 == 0:
-            fields.update(action="user.login_failed", user_id=None, username=None, email=None,
-                          ip="198.51.100.1", details={"username": "mallory", "reason": "x"})
+            fields.update(
+                action="user.login_failed",
+                user_id=None,
+                username=None,
+                email=None,
+                ip="198.51.100.1",
+                details={"username": "mallory", "reason": "x"},
+            )
         elif n % 7 == 0:
-            fields.update(user_id=42, username="bob", email="bob@example.com",
-                          details={"title": "Lisbon weekend"})
+            fields.update(
+                user_id=42,
+                username="bob",
+                email="bob@example.com",
+                details={"title": "Lisbon weekend"},
+            )
         rows.append(make_row(n, **fields))
     insert_rows(db, rows)
     return rows
 
 
-def test_walking_all_pages_sees_every_entry_once_newest_first(admin_client: FlaskClient,
-                                                               mixed: list[dict[str, Any]]) -> None:
+def test_walking_all_pages_sees_every_entry_once_newest_first(
+    admin_client: FlaskClient, mixed: list[dict[str, Any]]
+) -> None:
     entries, pages = walk(admin_client, {}, limit=100)
     assert pages == 3
     assert [e["id"] for e in entries] == [r["event_id"] for r in reversed(mixed)]
@@ -60,14 +73,21 @@ def test_entry_shape(admin_client: FlaskClient, add_rows: AddRows) -> None:
     body = admin_client.get("/api/admin/audit").json
     assert body["total"] == 2 and body["next"] is None
     anonymous, alice = body["entries"]
-    assert alice == {"id": "evt-00000001", "ts": "2026-11-01T00:01:00.000000Z",
-                     "user": {"id": 7, "username": "alice", "email": "alice@example.com"},
-                     "action": "trip.update", "resource": "trip/1", "ip": "192.0.2.7",
-                     "details": {"title": "Oslo"}}
+    assert alice == {
+        "id": "evt-00000001",
+        "ts": "2026-11-01T00:01:00.000000Z",
+        "user": {"id": 7, "username": "alice", "email": "alice@example.com"},
+        "action": "trip.update",
+        "resource": "trip/1",
+        "ip": "192.0.2.7",
+        "details": {"title": "Oslo"},
+    }
     assert anonymous["user"] is None and anonymous["details"] is None
 
 
-def test_limit_defaults_to_100_and_next_is_the_last_row(admin_client: FlaskClient, add_rows: AddRows) -> None:
+def test_limit_defaults_to_100_and_next_is_the_last_row(
+    admin_client: FlaskClient, add_rows: AddRows
+) -> None:
     add_rows(150)
     body = admin_client.get("/api/admin/audit").json
     assert len(body["entries"]) == 100
@@ -97,16 +117,42 @@ def test_exactly_a_page_has_no_next(admin_client: FlaskClient, add_rows: AddRows
         ({"until": "2026-11-01T01:00:00Z"}, lambda n: n < 60),
         ({"since": "2026-11-01T01:00", "until": "2026-11-01T02:00"}, lambda n: 60 <= n < 120),
         ({"action": "trip.update", "user": "bob"}, lambda n: n % 7 == 0 and n % 5),
-        ({"action": "user.login_failed", "since": "2026-11-01T03:00"}, lambda n: n % 5 == 0 and n >= 180),
+        (
+            {"action": "user.login_failed", "since": "2026-11-01T03:00"},
+            lambda n: n % 5 == 0 and n >= 180,
+        ),
         ({"user": "alice", "q": "trip"}, lambda n: n % 5 and n % 7),
-        ({"ip": "192.0.2.7", "user": "42", "until": "2026-11-01T01:00"}, lambda n: n % 7 == 0 and n % 5 and n < 60),
+        (
+            {"ip": "192.0.2.7", "user": "42", "until": "2026-11-01T01:00"},
+            lambda n: n % 7 == 0 and n % 5 and n < 60,
+        ),
         ({"action": "user.login_failed", "user": "bob"}, lambda n: False),
     ],
-    ids=["action", "username", "email", "user-id", "ip", "q", "q-case", "q-prefix", "since", "until",
-         "since-until", "action+user", "action+since", "user+q", "ip+user+until", "contradiction"],
+    ids=[
+        "action",
+        "username",
+        "email",
+        "user-id",
+        "ip",
+        "q",
+        "q-case",
+        "q-prefix",
+        "since",
+        "until",
+        "since-until",
+        "action+user",
+        "action+since",
+        "user+q",
+        "ip+user+until",
+        "contradiction",
+    ],
 )
-def test_filters_narrow_entries_and_total(admin_client: FlaskClient, mixed: list[dict[str, Any]],
-                                          params: dict[str, str], expected: Callable[[int], Any]) -> None:
+def test_filters_narrow_entries_and_total(
+    admin_client: FlaskClient,
+    mixed: list[dict[str, Any]],
+    params: dict[str, str],
+    expected: Callable[[int], Any],
+) -> None:
     want = [r["event_id"] for r in reversed(mixed) if expected(r["seq"])]
     entries, _ = walk(admin_client, params, limit=7)
     assert [e["id"] for e in entries] == want
@@ -115,7 +161,9 @@ def test_filters_narrow_entries_and_total(admin_client: FlaskClient, mixed: list
     assert f'data-total="{len(want)}"' in html
 
 
-def test_page_shows_100_rows_and_a_plain_load_more_link(admin_client: FlaskClient, add_rows: AddRows) -> None:
+def test_page_shows_100_rows_and_a_plain_load_more_link(
+    admin_client: FlaskClient, add_rows: AddRows
+) -> None:
     add_rows(230, action="trip.create")
     html = admin_client.get("/admin/audit?action=trip.create").get_data(as_text=True)
     assert html.count('<tr data-id="') == 100
@@ -127,15 +175,38 @@ def test_page_shows_100_rows_and_a_plain_load_more_link(admin_client: FlaskClien
 
 @pytest.mark.parametrize(
     ("query", "parameter"),
-    [("limit=0", "limit"), ("limit=501", "limit"), ("limit=abc", "limit"), ("before=-3", "before"),
-     ("before=1.5", "before"), ("since=yesterday", "since"), ("until=2026-13-01", "until"),
-     ("since=2026-11-02&until=2026-11-01", "until"), ("action=DROP%20TABLE", "action"),
-     ("q=" + "x" * 501, "q"), ("user=" + "u" * 400, "user"), ("ip=" + "1" * 101, "ip")],
-    ids=["limit-0", "limit-big", "limit-text", "before-negative", "before-float", "since-text",
-         "until-month", "until-before-since", "action-malformed", "q-long", "user-long", "ip-long"],
+    [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("limit=abc", "limit"),
+        ("before=-3", "before"),
+        ("before=1.5", "before"),
+        ("since=yesterday", "since"),
+        ("until=2026-13-01", "until"),
+        ("since=2026-11-02&until=2026-11-01", "until"),
+        ("action=DROP%20TABLE", "action"),
+        ("q=" + "x" * 501, "q"),
+        ("user=" + "u" * 400, "user"),
+        ("ip=" + "1" * 101, "ip"),
+    ],
+    ids=[
+        "limit-0",
+        "limit-big",
+        "limit-text",
+        "before-negative",
+        "before-float",
+        "since-text",
+        "until-month",
+        "until-before-since",
+        "action-malformed",
+        "q-long",
+        "user-long",
+        "ip-long",
+    ],
 )
-def test_bad_parameter_is_400_naming_it(admin_client: FlaskClient, db: object, query: str,
-                                        parameter: str) -> None:
+def test_bad_parameter_is_400_naming_it(
+    admin_client: FlaskClient, db: object, query: str, parameter: str
+) -> None:
     response = admin_client.get("/api/admin/audit?" + query)
     assert response.status_code == 400
     assert response.json["parameter"] == parameter
@@ -145,23 +216,42 @@ def test_bad_parameter_is_400_naming_it(admin_client: FlaskClient, db: object, q
     assert parameter in page.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("q", ['"', 'a" OR "b', "NEAR(", "col:val", "*", "-x", "^", "AND", "(", "'; DROP TABLE audit_log; --"])
-def test_search_text_is_never_fts_syntax(admin_client: FlaskClient, add_rows: AddRows, q: str) -> None:
+@pytest.mark.parametrize(
+    "q",
+    [
+        '"',
+        'a" OR "b',
+        "NEAR(",
+        "col:val",
+        "*",
+        "-x",
+        "^",
+        "AND",
+        "(",
+        "'; DROP TABLE audit_log; --",
+    ],
+)
+def test_search_text_is_never_fts_syntax(
+    admin_client: FlaskClient, add_rows: AddRows, q: str
+) -> None:
     add_rows(3)
     response = admin_client.get("/api/admin/audit?" + urlencode({"q": q}))
     assert response.status_code == 200
     assert response.json["total"] == len(response.json["entries"])
 
 
-def test_unfiltered_total_is_the_indexer_counter(admin_client: FlaskClient, db: sqlite3.Connection,
-                                                 add_rows: AddRows) -> None:
+def test_unfiltered_total_is_the_indexer_counter(
+    admin_client: FlaskClient, db: sqlite3.Connection, add_rows: AddRows
+) -> None:
     add_rows(3)
     with db:
         db.execute("UPDATE indexer_state SET value = 1234 WHERE name = 'indexed'")
     assert admin_client.get("/api/admin/audit").json["total"] == 1234
 
 
-def test_actions_seen_outside_the_catalog_are_offered(admin_client: FlaskClient, add_rows: AddRows) -> None:
+def test_actions_seen_outside_the_catalog_are_offered(
+    admin_client: FlaskClient, add_rows: AddRows
+) -> None:
     add_rows(2, action="custom.thing_done")
     html = admin_client.get("/admin/audit").get_data(as_text=True)
     assert '<option value="custom.thing_done"' in html
@@ -170,8 +260,15 @@ def test_actions_seen_outside_the_catalog_are_offered(admin_client: FlaskClient,
 
 @pytest.mark.parametrize(
     "flt",
-    [Filter(), Filter(action="user.login"), Filter(ip="10.0.0.1"), Filter(user="bob"), Filter(user="7"),
-     Filter(q="paris"), Filter(q="paris", action="trip.create")],
+    [
+        Filter(),
+        Filter(action="user.login"),
+        Filter(ip="10.0.0.1"),
+        Filter(user="bob"),
+        Filter(user="7"),
+        Filter(q="paris"),
+        Filter(q="paris", action="trip.create"),
+    ],
     ids=["none", "action", "ip", "user", "user-id", "q", "q+action"],
 )
 def test_pages_are_index_range_scans_without_sorting(db: sqlite3.Connection, flt: Filter) -> None:
@@ -179,7 +276,8 @@ def test_pages_are_index_range_scans_without_sorting(db: sqlite3.Connection, flt
     assert not [step for step in plan if "TEMP B-TREE FOR ORDER BY" in step], plan
     for step in plan:
         if step.startswith("SCAN "):
-            # Only the small UNION results and the full-text index (by MATCH, rowid-bounded) are scanned.
+            # Only the small UNION results and the full-text index (by MATCH,
+            # rowid-bounded) are scanned.
             assert step.startswith("SCAN (subquery-") or (
                 step.startswith("SCAN audit_log_fts VIRTUAL TABLE") and ":M" in step and "<" in step
             ), plan
@@ -193,8 +291,12 @@ def test_histogram_counts_per_bucket(db: sqlite3.Connection, add_rows: AddRows) 
     assert histogram.total == 180
     by_hour = AuditQuery(db).histogram(Filter(), max_buckets=10)
     assert by_hour.unit == "hour"
-    assert by_hour.buckets == [("2026-11-01T00", 59), ("2026-11-01T01", 60), ("2026-11-01T02", 60),
-                               ("2026-11-01T03", 1)]
+    assert by_hour.buckets == [
+        ("2026-11-01T00", 59),
+        ("2026-11-01T01", 60),
+        ("2026-11-01T02", 60),
+        ("2026-11-01T03", 1),
+    ]
 
 
 def test_chart_is_svg_without_script(admin_client: FlaskClient, add_rows: AddRows) -> None:

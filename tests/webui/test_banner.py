@@ -11,7 +11,9 @@ from webui_support import insert_rows, make_row
 from indexer import Indexer
 
 
-def test_banner_shows_gaps_and_rejected_lines(admin_client: FlaskClient, db: sqlite3.Connection) -> None:
+def test_banner_shows_gaps_and_rejected_lines(
+    admin_client: FlaskClient, db: sqlite3.Connection
+) -> None:
     insert_rows(db, [make_row(1)])
     with db:
         db.execute("INSERT INTO gaps (first_seq, last_seq, detected) VALUES (5, 9, 'now')")
@@ -29,7 +31,9 @@ def test_banner_shows_bytes_behind(admin_client: FlaskClient, data_dir: Path) ->
     assert "behind by" in html and "bytes of log" in html
 
 
-def test_no_banner_while_the_indexer_runs_and_is_caught_up(admin_client: FlaskClient, data_dir: Path) -> None:
+def test_no_banner_while_the_indexer_runs_and_is_caught_up(
+    admin_client: FlaskClient, data_dir: Path
+) -> None:
     with Indexer(data_dir, rescan_interval=0.05) as indexer:  # indexes in its own thread
         for _ in range(200):
             body = admin_client.get("/api/admin/audit").json
@@ -37,4 +41,4 @@ def test_no_banner_while_the_indexer_runs_and_is_caught_up(admin_client: FlaskCl
                 break
             indexer.stop_event.wait(0.05)
         html = admin_client.get("/admin/audit").get_data(as_text=True)
-    assert 'id="indexer-banner"' not in html, html[html.find("banner"):][:400]
+    assert 'id="indexer-banner"' not in html, html[html.find("banner") :][:400]

@@ -20,8 +20,20 @@ def runner() -> CliRunner:
 
 
 def test_admin_create_reads_the_password_from_stdin(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(main, ["admin", "create", "alice", "--role", "viewer", "--password-stdin",
-                                  "--data-dir", str(tmp_path)], input="alice-password\n")
+    result = runner.invoke(
+        main,
+        [
+            "admin",
+            "create",
+            "alice",
+            "--role",
+            "viewer",
+            "--password-stdin",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        input="alice-password\n",
+    )
     assert result.exit_code == 0, result.output
     accounts = Accounts(tmp_path / "accounts.db")
     account = accounts.verify("alice", "alice-password")
@@ -32,24 +44,33 @@ def test_admin_create_reads_the_password_from_stdin(runner: CliRunner, tmp_path:
 
 
 def test_admin_create_prompts_twice_when_no_stdin_flag(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(main, ["admin", "create", "bob", "--data-dir", str(tmp_path)],
-                           input="bob-password-1\nbob-password-1\n")
+    result = runner.invoke(
+        main,
+        ["admin", "create", "bob", "--data-dir", str(tmp_path)],
+        input="bob-password-1\nbob-password-1\n",
+    )
     assert result.exit_code == 0, result.output
     assert "bob-password-1" not in result.output  # hidden input
     assert Accounts(tmp_path / "accounts.db").verify("bob", "bob-password-1") is not None
 
 
 def test_admin_create_refuses_a_short_password(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(main, ["admin", "create", "eve", "--password-stdin", "--data-dir", str(tmp_path)],
-                           input="short\n")
+    result = runner.invoke(
+        main,
+        ["admin", "create", "eve", "--password-stdin", "--data-dir", str(tmp_path)],
+        input="short\n",
+    )
     assert result.exit_code == 1
     assert "at least 8 characters" in result.output
 
 
 def test_admin_set_password_changes_it(runner: CliRunner, tmp_path: Path) -> None:
     Accounts(tmp_path / "accounts.db").create("carol", "old-password", "admin")
-    result = runner.invoke(main, ["admin", "set-password", "carol", "--password-stdin",
-                                  "--data-dir", str(tmp_path)], input="new-password\n")
+    result = runner.invoke(
+        main,
+        ["admin", "set-password", "carol", "--password-stdin", "--data-dir", str(tmp_path)],
+        input="new-password\n",
+    )
     assert result.exit_code == 0, result.output
     accounts = Accounts(tmp_path / "accounts.db")
     assert accounts.verify("carol", "new-password") is not None
@@ -57,8 +78,11 @@ def test_admin_set_password_changes_it(runner: CliRunner, tmp_path: Path) -> Non
 
 
 def test_admin_set_password_of_unknown_account_fails(runner: CliRunner, tmp_path: Path) -> None:
-    result = runner.invoke(main, ["admin", "set-password", "nobody", "--password-stdin",
-                                  "--data-dir", str(tmp_path)], input="new-password\n")
+    result = runner.invoke(
+        main,
+        ["admin", "set-password", "nobody", "--password-stdin", "--data-dir", str(tmp_path)],
+        input="new-password\n",
+    )
     assert result.exit_code == 1
     assert "no account named 'nobody'" in result.output
 
@@ -75,7 +99,9 @@ def test_first_start_creates_admin_with_a_random_password_printed_once(tmp_path:
 
 def test_first_start_takes_trek_admin_password(tmp_path: Path) -> None:
     printed: list[str] = []
-    config = PanelConfig.from_env({"TREK_DATA_DIR": str(tmp_path), "TREK_ADMIN_PASSWORD": "from-the-env"})
+    config = PanelConfig.from_env(
+        {"TREK_DATA_DIR": str(tmp_path), "TREK_ADMIN_PASSWORD": "from-the-env"}
+    )
     ensure_admin(config, printed.append)
     assert "from-the-env" not in " ".join(printed)
     assert Accounts(config.accounts_db).verify("admin", "from-the-env") is not None

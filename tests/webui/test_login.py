@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from webui_support import ADMIN, VIEWER, csrf_from, log_in
 
 from indexer import Indexer
-from writer.line import decode
 from webui import create_app
+from writer.line import decode
 
 
 def logged_events(data_dir: Path) -> list[dict[str, Any]]:
@@ -22,8 +22,9 @@ def logged_events(data_dir: Path) -> list[dict[str, Any]]:
     return [dict(decode(line)) for line in log.read_bytes().splitlines()]
 
 
-def test_wrong_password_is_401_and_recorded_without_the_password(client: FlaskClient,
-                                                                   data_dir: Path) -> None:
+def test_wrong_password_is_401_and_recorded_without_the_password(
+    client: FlaskClient, data_dir: Path
+) -> None:
     response = log_in(client, "admin", "not-the-password")
     assert response.status_code == 401
     assert "Wrong username or password" in response.get_data(as_text=True)
@@ -84,15 +85,19 @@ def test_throttled_attempt_is_recorded_as_failed(client: FlaskClient, data_dir: 
     [("", "10.0.0.2"), ("false", "10.0.0.2"), ("true", "203.0.113.9"), ("1", "203.0.113.9")],
     ids=["unset", "false", "true", "one-hop"],
 )
-def test_recorded_ip_follows_trust_proxy(settings: dict[str, str], data_dir: Path,
-                                         trust_proxy: str, expected: str) -> None:
+def test_recorded_ip_follows_trust_proxy(
+    settings: dict[str, str], data_dir: Path, trust_proxy: str, expected: str
+) -> None:
     app = create_app({**settings, "TRUST_PROXY": trust_proxy})
     try:
         client = app.test_client()
         token = csrf_from(client.get("/login").get_data(as_text=True))
-        client.post("/login", data={"username": "x", "password": "y", "csrf_token": token},
-                    headers={"X-Forwarded-For": "203.0.113.9"},
-                    environ_base={"REMOTE_ADDR": "10.0.0.2"})
+        client.post(
+            "/login",
+            data={"username": "x", "password": "y", "csrf_token": token},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+            environ_base={"REMOTE_ADDR": "10.0.0.2"},
+        )
     finally:
         app.extensions["trek_audit"].close()
     [event] = logged_events(data_dir)
@@ -105,9 +110,15 @@ def test_password_change_ends_other_sessions_and_is_recorded(app: Flask, data_di
     log_in(first, *ADMIN)
     log_in(second, *ADMIN)
     token = csrf_from(first.get("/account/password").get_data(as_text=True))
-    response = first.post("/account/password", data={
-        "csrf_token": token, "current_password": ADMIN[1],
-        "new_password": "a-brand-new-password", "confirm_password": "a-brand-new-password"})
+    response = first.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "current_password": ADMIN[1],
+            "new_password": "a-brand-new-password",
+            "confirm_password": "a-brand-new-password",
+        },
+    )
     assert response.status_code == 302
     assert first.get("/admin/audit").status_code == 200
     assert second.get("/admin/audit").status_code == 302  # signed before the change
@@ -117,17 +128,33 @@ def test_password_change_ends_other_sessions_and_is_recorded(app: Flask, data_di
 
 def test_password_change_needs_the_current_password(admin_client: FlaskClient) -> None:
     token = csrf_from(admin_client.get("/account/password").get_data(as_text=True))
-    response = admin_client.post("/account/password", data={
-        "csrf_token": token, "current_password": "wrong", "new_password": "x" * 12,
-        "confirm_password": "x" * 12})
+    response = admin_client.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "current_password": "wrong",
+            "new_password": "x" * 12,
+            "confirm_password": "x" * 12,
+        },
+    )
     assert response.status_code == 400
 
 
-def test_admin_creates_an_account_and_it_is_recorded(admin_client: FlaskClient, data_dir: Path) -> None:
+def test_admin_creates_an_account_and_it_is_recorded(
+    admin_client: FlaskClient, data_dir: Path
+) -> None:
     token = csrf_from(admin_client.get("/admin/accounts").get_data(as_text=True))
-    response = admin_client.post("/admin/accounts", data={
-        "csrf_token": token, "username": "carol", "role": "viewer", "email": "carol@example.com",
-        "password": "carol-password", "confirm_password": "carol-password"})
+    response = admin_client.post(
+        "/admin/accounts",
+        data={
+            "csrf_token": token,
+            "username": "carol",
+            "role": "viewer",
+            "email": "carol@example.com",
+            "password": "carol-password",
+            "confirm_password": "carol-password",
+        },
+    )
     assert response.status_code == 200
     assert "carol" in response.get_data(as_text=True)
     event = logged_events(data_dir)[-1]
@@ -138,9 +165,16 @@ def test_admin_creates_an_account_and_it_is_recorded(admin_client: FlaskClient, 
 
 def test_duplicate_account_is_refused(admin_client: FlaskClient) -> None:
     token = csrf_from(admin_client.get("/admin/accounts").get_data(as_text=True))
-    response = admin_client.post("/admin/accounts", data={
-        "csrf_token": token, "username": "viewer", "role": "viewer",
-        "password": "another-password", "confirm_password": "another-password"})
+    response = admin_client.post(
+        "/admin/accounts",
+        data={
+            "csrf_token": token,
+            "username": "viewer",
+            "role": "viewer",
+            "password": "another-password",
+            "confirm_password": "another-password",
+        },
+    )
     assert response.status_code == 400
     assert "already exists" in response.get_data(as_text=True)
 

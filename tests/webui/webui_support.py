@@ -35,16 +35,17 @@ def make_row(n: int, **fields: Any) -> dict[str, Any]:
 
 
 def insert_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert rows the way the indexer would, keeping the ``indexed`` counter in the same transaction."""
+    """Insert rows as the indexer would, with the ``indexed`` counter in the same transaction."""
     with conn:
         conn.executemany(
-            "INSERT INTO audit_log (event_id, seq, ts, action, user_id, username, email, resource, ip, details) "
-            "VALUES (:event_id, :seq, :ts, :action, :user_id, :username, :email, :resource, :ip, :details)",
+            "INSERT INTO audit_log (event_id, seq, ts, action, user_id, username, email, resource, "
+            "ip, details) VALUES (:event_id, :seq, :ts, :action, :user_id, :username, :email, "
+            ":resource, :ip, :details)",
             rows,
         )
-        conn.execute("UPDATE indexer_state SET value = value + ? WHERE name = 'indexed'", (len(rows),))
-
-
+        conn.execute(
+            "UPDATE indexer_state SET value = value + ? WHERE name = 'indexed'", (len(rows),)
+        )
 
 
 def csrf_from(html: str) -> str:
@@ -55,5 +56,8 @@ def csrf_from(html: str) -> str:
 
 def log_in(client: FlaskClient, username: str, password: str, **environ: Any) -> Any:
     token = csrf_from(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": token},
-                       environ_base=environ)
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": token},
+        environ_base=environ,
+    )
