@@ -39,13 +39,18 @@ class _WakeOnLogChange(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
-            for path in (event.src_path, getattr(event, "dest_path", "")):
-                if path and os.path.basename(os.fsdecode(path)).startswith(LOG_NAME):
-                    self.wake.set()
-                    return
+            if self.concerns_log(event):
+                self.wake.set()
         except Exception:  # a hint is never worth a dead observer
             log.exception("ignoring a file-system event the indexer could not read")
             self.wake.set()
+
+    @staticmethod
+    def concerns_log(event: FileSystemEvent) -> bool:
+        for path in (event.src_path, getattr(event, "dest_path", "")):
+            if path and os.path.basename(os.fsdecode(path)).startswith(LOG_NAME):
+                return True
+        return False
 
 
 class Indexer:
@@ -201,7 +206,7 @@ class Indexer:
         if observer is not None:
             self.observer_restarts += 1
             log.warning("file watcher stopped; starting a new one")
-            self._stop_observer()
+            self._stop_observer(observer)
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             observer = Observer()
@@ -213,8 +218,9 @@ class Indexer:
             return
         self._observer = observer
 
-    def _stop_observer(self) -> None:
-        observer, self._observer = self._observer, None
+    def _stop_observer(self, observer: Observer | None = None) -> None:  # type: ignore[valid-type]
+        if observer is None:
+            observer, self._observer = self._observer, None
         if observer is None:
             return
         try:
