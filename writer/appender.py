@@ -17,9 +17,11 @@ How it stays safe:
 * After ``fork`` a child reopens the lock file (a ``flock`` belongs to the open file description,
   which a child shares with its parent), the state mapping and trek.log.
 
-A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, which kills a process by default. Processes that
-run under a file-size limit should ignore it (``signal.signal(signal.SIGXFSZ, signal.SIG_IGN)``);
-the write then fails with ``EFBIG`` and ``record`` raises ``AuditWriteError``.
+A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, which kills a process by default. The writer
+checks the limit (read when trek.log is opened, and again after a short write) before writing,
+so a line that would cross it raises ``AuditWriteError`` (``EFBIG``) instead. A process that
+lowers its limit while a writer is open should ignore the signal
+(``signal.signal(signal.SIGXFSZ, signal.SIG_IGN)``): the write then fails with ``EFBIG``.
 
 Durability: when ``record`` returns, the line is in the kernel's page cache and survives a crash of
 the process. With ``fsync=True`` trek.log (and the directory, after a rotation) is fsynced before
@@ -33,6 +35,7 @@ import errno
 import fcntl
 import mmap
 import os
+import resource
 import struct
 import threading
 import time
@@ -168,6 +171,7 @@ class AuditWriter:
         self._state: mmap.mmap | None = None
         self._fd = -1
         self._fd_ino = -1
+        self._file_size_limit = _file_size_limit()
         self._needs_newline = False
         self._id_suffixes: list[str] = []
         self._id_ms = -1
@@ -327,6 +331,9 @@ class AuditWriter:
         elif self._needs_newline:  # the file ends in a partial line (a crash): start a fresh one
             line = b"\n" + line
             length += 1
+        if size + length > self._file_size_limit:
+            # Past RLIMIT_FSIZE the kernel would send SIGXFSZ, which kills by default.
+            self._write_failed(OSError(errno.EFBIG, os.strerror(errno.EFBIG)), size)
         try:
             written = _write(self._fd, line)
         except OSError as error:
@@ -349,6 +356,9 @@ class AuditWriter:
         """Finish a short write, or take the part that got in back out and raise."""
         try:
             while written < len(line):
+                if size + written >= _file_size_limit():
+                    # Retrying at the limit would raise SIGXFSZ; this is why the write was short.
+                    raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
                 more = _write(self._fd, line[written:])
                 if more <= 0:
                     raise OSError(errno.EIO, "short write")
@@ -461,6 +471,7 @@ class AuditWriter:
             ) from error
         self._fd = self._descriptors[0] = fd
         self._fd_ino = os.fstat(fd).st_ino
+        self._file_size_limit = _file_size_limit()
 
     def _close_log(self) -> None:
         fd, self._fd, self._fd_ino = self._fd, -1, -1
@@ -563,6 +574,12 @@ def _random_id_suffixes(count: int = 400) -> list[str]:
     pool[2::10] = pool[2::10].translate(_SET_VARIANT)
     h = pool.hex()
     return [f"-{h[i:i + 4]}-{h[i + 4:i + 8]}-{h[i + 8:i + 20]}" for i in range(0, 20 * count, 20)]
+
+
+def _file_size_limit() -> int:
+    """This process's RLIMIT_FSIZE soft limit in bytes (a huge number when unlimited)."""
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return 1 << 62 if soft == resource.RLIM_INFINITY or soft < 0 else soft
 
 
 def _close_descriptors(descriptors: list[int]) -> None:

@@ -16,7 +16,10 @@ __all__ = ["SETTINGS", "Setting", "WriterConfig", "parse_bool", "parse_trust_pro
 
 
 def parse_bool(value: str) -> bool:
-    """Read a yes/no setting: ``1``, ``true``, ``yes``, ``on`` are true; empty, ``0``, ``false``, ``no``, ``off`` false."""
+    """Read a yes/no setting.
+
+    ``1``, ``true``, ``yes``, ``on`` are true; empty, ``0``, ``false``, ``no``, ``off`` false.
+    """
     text = value.strip().lower()
     if text in ("1", "true", "yes", "on"):
         return True
@@ -26,7 +29,10 @@ def parse_bool(value: str) -> bool:
 
 
 def parse_trust_proxy(value: object) -> int:
-    """Return how many proxy hops to trust: 0 for unset, empty, ``0`` or ``false``; 1 for ``true``; N for an integer N."""
+    """Return how many proxy hops to trust.
+
+    0 for unset, empty, ``0`` or ``false``; 1 for ``true``; N for an integer N.
+    """
     if value is None or value is False:
         return 0
     if value is True:
@@ -102,7 +108,8 @@ SETTINGS: dict[str, Setting] = {
             "TREK_LOG_MAX_LINE_BYTES",
             "65536",
             _positive_int,
-            "Largest accepted event line in bytes, newline included; larger events raise ValueError.",
+            "Largest accepted event line in bytes, newline included; "
+            "larger events raise ValueError.",
         ),
         Setting(
             "TREK_LOG_FSYNC",

@@ -41,7 +41,11 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # orjson leaves these as raw UTF-8. They are not newlines to a byte-oriented reader, but
 # str.splitlines(), JavaScript and some shippers break lines on them, so they are escaped.
 # UTF-8 is self-synchronising, so these byte sequences can only be these characters.
-_LINE_BREAKERS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
+_LINE_BREAKERS = (
+    (b"\xe2\x80\xa8", b"\\u2028"),
+    (b"\xe2\x80\xa9", b"\\u2029"),
+    (b"\xc2\x85", b"\\u0085"),
+)
 
 
 class User(TypedDict):
@@ -102,12 +106,17 @@ def check_user(user: object) -> User | None:
         ):
             return {"id": user_id, "username": username, "email": email}
     if not isinstance(user, dict):
-        raise TypeError(f"user must be a dict with id, username and email, or None, not {type(user).__name__}")
+        raise TypeError(
+            "user must be a dict with id, username and email, or None, "
+            f"not {type(user).__name__}"
+        )
     unknown = set(user) - _USER_KEYS
     if unknown:
         raise ValueError(f"user has unknown keys {sorted(unknown)}; allowed: id, username, email")
     user_id = user.get("id")
-    if user_id is not None and (type(user_id) is not int or not _INT64_MIN <= user_id <= _INT64_MAX):
+    if user_id is not None and (
+        type(user_id) is not int or not _INT64_MIN <= user_id <= _INT64_MAX
+    ):
         raise TypeError(f"user id must be a 64-bit integer or None, not {user_id!r}")
     return {
         "id": user_id,
@@ -117,18 +126,23 @@ def check_user(user: object) -> User | None:
 
 
 def check_details(details: object) -> dict[str, Any] | None:
-    """Return ``details`` if it is None or a JSON object of JSON values, else raise TypeError/ValueError."""
+    """Return ``details`` if it is None or a JSON object of JSON values.
+
+    Raises TypeError or ValueError naming the first offending value otherwise.
+    """
     if details is None:
         return None
     if not isinstance(details, dict):
-        raise TypeError(f"details must be a JSON object (dict) or None, not {type(details).__name__}")
+        raise TypeError(
+            f"details must be a JSON object (dict) or None, not {type(details).__name__}"
+        )
     if not _is_json_object(details):
         _check_json_value(details, "details")  # finds the offending value and raises
     return details
 
 
 def _is_json_object(value: dict[Any, Any]) -> bool:
-    """True if a dict holds only JSON values: the fast check; _check_json_value explains failures."""
+    """True if a dict holds only JSON values (the fast check; _check_json_value explains)."""
     for key, item in value.items():
         if type(key) is not str:
             return False
@@ -171,7 +185,10 @@ def _check_json_value(value: object, path: str) -> None:
     if kind is dict:
         for key, item in value.items():  # type: ignore[attr-defined]
             if type(key) is not str:
-                raise TypeError(f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are strings")
+                raise TypeError(
+                    f"{path} has a key {key!r} of type {type(key).__name__}; "
+                    "JSON keys are strings"
+                )
             _check_json_value(item, f"{path}[{key!r}]")
         return
     if kind is list:
@@ -191,7 +208,10 @@ def encode(event: Event) -> bytes:
 
 
 def decode(line: bytes, max_bytes: int | None = None) -> Event:
-    """Parse one line (with or without its newline) into an event, or raise LineError with the reason."""
+    """Parse one line (with or without its newline) into an event.
+
+    Raises LineError with the reason if it is not a valid format-v1 event.
+    """
     if max_bytes is not None and len(line) > max_bytes:
         raise LineError(f"line longer than {max_bytes} bytes")
     if not line.strip():
@@ -219,7 +239,9 @@ def decode(line: bytes, max_bytes: int | None = None) -> Event:
         raise LineError("seq must be a positive integer")
     ts = obj["ts"]
     if type(ts) is not str or _TS_PATTERN.fullmatch(ts) is None:
-        raise LineError("ts must be UTC RFC 3339 with microseconds, e.g. 2026-11-26T13:22:49.123456Z")
+        raise LineError(
+            "ts must be UTC RFC 3339 with microseconds, e.g. 2026-11-26T13:22:49.123456Z"
+        )
     action = obj["action"]
     if type(action) is not str or ACTION_PATTERN.fullmatch(action) is None:
         raise LineError("malformed action key")

@@ -1,0 +1,224 @@
+"""Many threads and processes, and forked children, writing to one log directory at once."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import SHORT_MODE
+from writer_support import assert_no_gaps, log_files, read_events
+
+import writer
+from writer import AuditWriter
+
+PROJECT = Path(__file__).parents[2]
+
+WORKER = textwrap.dedent(
+    """
+    import sys, threading
+    from writer import AuditWriter
+
+    log_dir = sys.argv[1]
+    threads, count, max_bytes = (int(arg) for arg in sys.argv[2:5])
+    w = AuditWriter(log_dir, max_bytes=max_bytes, backups=10_000)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    failures = []
+
+    def work(worker):
+        try:
+            for n in range(count):
+                w.record("trip.update", resource=f"{worker}/{n}", details={"pad": "x" * (n % 60)})
+        except BaseException as error:
+            failures.append(error)
+
+    pool = [threading.Thread(target=work, args=(f"p{log_dir[-1]}t{t}",)) for t in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    w.close()
+    sys.exit(1 if failures else 0)
+    """
+)
+
+
+def check_log(log_dir: Path, expected: int, max_bytes: int) -> None:
+    """Every seq 1..expected exactly once, in file order; every line valid; files within limit."""
+    events = read_events(log_dir)
+    assert_no_gaps([e["seq"] for e in events])
+    assert len(events) == expected
+    assert len({e["id"] for e in events}) == expected
+    stamps = [e["ts"] for e in events]
+    assert stamps == sorted(stamps)
+    for path in log_files(log_dir)[:-1]:
+        assert path.stat().st_size <= max_bytes
+
+
+def run_in_threads(count: int, target: Callable[[], None]) -> None:
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            target()
+        except BaseException as error:  # reported below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_many_processes_and_threads_with_rotation_lose_and_repeat_no_seq(log_dir: Path) -> None:
+    processes, threads, count, max_bytes = 4, 4, 60 if SHORT_MODE else 400, 8192
+    with contextlib.ExitStack() as stack:
+        workers = [
+            stack.enter_context(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        WORKER,
+                        str(log_dir),
+                        str(threads),
+                        str(count),
+                        str(max_bytes),
+                    ],
+                    cwd=PROJECT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+            for _ in range(processes)
+        ]
+        for worker in workers:
+            stack.callback(lambda w=worker: w.poll() is None and w.kill())
+        for worker in workers:
+            assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+        for worker in workers:  # start them together
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        codes = [worker.wait(timeout=200) for worker in workers]
+    assert codes == [0] * processes
+    check_log(log_dir, processes * threads * count, max_bytes)
+    assert len(log_files(log_dir)) > 10  # it really rotated, many times
+
+
+def test_threads_of_one_writer_share_the_seq(log_dir: Path) -> None:
+    count = 100 if SHORT_MODE else 500
+    with AuditWriter(log_dir, max_bytes=4096, backups=10_000) as w:
+
+        def work() -> None:
+            for _ in range(count):
+                w.record("user.login")
+
+        run_in_threads(8, work)
+    check_log(log_dir, 8 * count, 4096)
+
+
+def _fork_and_wait(children: list[Callable[[], None]], parent_work: Callable[[], None]) -> None:
+    pids = []
+    for child in children:
+        pid = os.fork()
+        if pid == 0:  # the child never returns into pytest
+            code = 1
+            try:
+                child()
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    try:
+        parent_work()
+    finally:
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+    assert codes == [0] * len(children)
+
+
+def test_forked_children_of_a_parent_that_used_the_writer_keep_seq_exact(log_dir: Path) -> None:
+    count = 100 if SHORT_MODE else 400
+    w = AuditWriter(log_dir, max_bytes=4096, backups=10_000)
+    for _ in range(5):
+        w.record("user.login")  # the parent holds the lock file, its mapping and trek.log open
+
+    def child() -> None:
+        run_in_threads(2, lambda: [w.record("trip.create") for _ in range(count)] and None)
+        w.close()
+
+    _fork_and_wait([child, child, child], lambda: [w.record("trip.delete") for _ in range(count)])
+    w.close()
+    check_log(log_dir, 5 + 3 * 2 * count + count, 4096)
+
+
+def _record_with_default_writer(count: int) -> None:
+    for _ in range(count):
+        writer.record("mcp.tool_call", resource="child")
+
+
+@pytest.fixture
+def default_writer_in(log_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TREK_DATA_DIR", str(log_dir.parent))
+    monkeypatch.setenv("TREK_LOG_MAX_BYTES", "4096")
+    monkeypatch.setenv("TREK_LOG_BACKUPS", "10000")
+    writer.reset_default_writer()
+    yield log_dir
+    writer.reset_default_writer()
+
+
+def test_multiprocessing_fork_children_share_the_default_writer_safely(
+    default_writer_in: Path,
+) -> None:
+    count = 100 if SHORT_MODE else 400
+    first = writer.record("user.login")  # the parent's default writer is open before the fork
+    assert first["seq"] == 1
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_record_with_default_writer, args=(count,)) for _ in range(3)
+    ]
+    for child in children:
+        child.start()
+    _record_with_default_writer(count)
+    for child in children:
+        child.join(timeout=120)
+    assert [child.exitcode for child in children] == [0, 0, 0]
+    check_log(default_writer_in, 1 + 4 * count, 4096)
+
+
+def test_child_forked_while_a_parent_thread_is_inside_record_can_record(log_dir: Path) -> None:
+    w = AuditWriter(log_dir)
+    w.record("user.login")
+    # Hold the writer's thread lock in the parent at the moment of the fork, as a thread in the
+    # middle of record() would. The child must not inherit it as held.
+    with w._lock:
+
+        def child() -> None:
+            w.record("user.logout")
+
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                child()
+                code = 0
+            finally:
+                os._exit(code)
+    status = os.waitpid(pid, 0)[1]
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert w.record("user.login")["seq"] == 3
+    w.close()
+    check_log(log_dir, 3, 10 * 1024 * 1024)
