@@ -17,11 +17,12 @@ How it stays safe:
 * After ``fork`` a child reopens the lock file (a ``flock`` belongs to the open file description,
   which a child shares with its parent), the state mapping and trek.log.
 
-A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, which kills a process by default. The writer
-checks the limit (read when trek.log is opened, and again after a short write) before writing,
-so a line that would cross it raises ``AuditWriteError`` (``EFBIG``) instead. A process that
-lowers its limit while a writer is open should ignore the signal
-(``signal.signal(signal.SIGXFSZ, signal.SIG_IGN)``): the write then fails with ``EFBIG``.
+A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, whose default action kills the process. CPython
+ignores that signal at start-up, so the write fails with ``EFBIG`` instead; an embedding app that
+restores the default should know. The writer also checks the limit itself (read when trek.log is
+opened, and again after a short write) so that a line that would cross it raises
+``AuditWriteError`` (``EFBIG``) without writing, even where the signal is not ignored; only a
+limit lowered while trek.log is open and the signal at its default can still kill.
 
 Durability: when ``record`` returns, the line is in the kernel's page cache and survives a crash of
 the process. With ``fsync=True`` trek.log (and the directory, after a rotation) is fsynced before
