@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,18 +83,33 @@ class Accounts:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # One connection per thread, kept: every request looks its account up, and opening
+        # a connection costs more than the query.
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30.0)
-        try:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout=30000")
-            with conn:
-                yield conn
-        finally:
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        with conn:
+            yield conn
+
+    def close(self) -> None:
+        """Close every thread's connection (the next use opens a new one)."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        self._local = threading.local()
+        for conn in connections:
             conn.close()
 
     # -- accounts ----------------------------------------------------------------------

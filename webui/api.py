@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from .app import get_db
@@ -32,12 +35,19 @@ def audit_entries() -> BaseResponse:
     before, limit = parse_page(request.args)
     db = get_db()
     if db is None:
-        return jsonify(entries=[], total=0, next=None)
+        return _json({"entries": [], "total": 0, "next": None})
     rows = db.page(flt, before, limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return jsonify(
-        entries=[api_entry(row) for row in rows],
-        total=db.count(flt),
-        next=str(rows[-1].row_id) if more else None,
+    return _json(
+        {
+            "entries": [api_entry(row) for row in rows],
+            "total": db.count(flt, current_app.extensions["trek_audit"].counts),
+            "next": str(rows[-1].row_id) if more else None,
+        }
     )
+
+
+def _json(body: dict[str, Any]) -> BaseResponse:
+    # orjson: a page of 500 entries serialises several times faster than with json.
+    return Response(orjson.dumps(body), mimetype="application/json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from flask import Flask, g, jsonify, make_response, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from indexer.query import AuditQuery
+from indexer.query import AuditQuery, CountCache
 from writer import AuditWriteError, AuditWriter
 
 from .accounts import Account, Accounts
@@ -39,6 +40,25 @@ class PanelState:
         self.accounts = Accounts(config.accounts_db)
         self._writer: AuditWriter | None = None
         self._writer_lock = threading.Lock()
+        # A read-only audit.db connection per worker thread, reused by its requests: opening
+        # one costs about as much as serving a page. Reads are autocommit, so each statement
+        # sees what the indexer has committed.
+        self._local = threading.local()
+        self._queries: list[AuditQuery] = []
+        self.counts = CountCache()
+
+    def audit_query(self) -> AuditQuery | None:
+        """This thread's query layer over audit.db, or None before the indexer created it."""
+        query: AuditQuery | None = getattr(self._local, "query", None)
+        if query is None:
+            try:
+                query = AuditQuery.open(self.config.audit_db)
+            except FileNotFoundError:
+                return None
+            self._local.query = query
+            with self._writer_lock:
+                self._queries.append(query)
+        return query
 
     @property
     def writer(self) -> AuditWriter:
@@ -55,6 +75,13 @@ class PanelState:
             return self._writer
 
     def close(self) -> None:
+        """Close the writer and every connection; the app can still serve (it reopens them)."""
+        with self._writer_lock:
+            queries, self._queries = self._queries, []
+            self._local = threading.local()
+        for query in queries:
+            query.close()
+        self.accounts.close()
         with self._writer_lock:
             if self._writer is not None:
                 self._writer.close()
@@ -75,15 +102,22 @@ def create_app(config: PanelConfig | Mapping[str, str] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.cookie_secure,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        # A session lasts 12 hours from login, not from the last request: no re-signed
+        # cookie on every response.
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.extensions["trek_audit"] = PanelState(config)
 
+    app.before_request(_start_timer)
     app.before_request(load_account)
     app.before_request(check_csrf)
     app.after_request(secure_headers)
+    app.after_request(_server_timing)
     app.teardown_appcontext(_close_db)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
 
     @app.context_processor
     def _account() -> dict[str, Any]:
@@ -101,22 +135,29 @@ def create_app(config: PanelConfig | Mapping[str, str] | None = None) -> Flask:
     return app
 
 
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _server_timing(response: BaseResponse) -> BaseResponse:
+    """Say how long the app took (Server-Timing), for browsers' dev tools and the benchmark."""
+    started = g.get("started")
+    if started is not None:
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.3f}"
+    return response
+
+
 def get_db() -> AuditQuery | None:
     """The request's read-only query layer over audit.db, or None before the indexer created it."""
     if "audit_query" not in g:
-        state: PanelState = _state()
-        try:
-            g.audit_query = AuditQuery.open(state.config.audit_db)
-        except FileNotFoundError:
-            g.audit_query = None
+        g.audit_query = _state().audit_query()
     query: AuditQuery | None = g.audit_query
     return query
 
 
 def _close_db(_error: BaseException | None) -> None:
-    query = g.pop("audit_query", None)
-    if query is not None:
-        query.close()
+    # The connection stays with its thread for the next request (see PanelState).
+    g.pop("audit_query", None)
 
 
 def _state() -> PanelState:

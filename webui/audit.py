@@ -75,7 +75,7 @@ def audit_page() -> str:
         if len(found) > PAGE_SIZE:
             next_cursor = found[PAGE_SIZE - 1].row_id
         rows = [table_row(entry) for entry in found[:PAGE_SIZE]]
-        total = db.count(flt)
+        total = db.count(flt, _state().counts)
         seen = db.actions_seen()
     query = flt.as_dict()
     state = _state()
@@ -88,6 +88,7 @@ def audit_page() -> str:
         before=before,
         next_url=_query_string({**query, "before": str(next_cursor)}) if next_cursor else None,
         next_cursor=next_cursor,
+        newest_url=url_for("audit.audit_page") + _query_string(query),
         export_csv=url_for("audit.export", fmt="csv") + _query_string(query),
         export_ndjson=url_for("audit.export", fmt="ndjson") + _query_string(query),
         chart_url=url_for("audit.chart") + _query_string(query),

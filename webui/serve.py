@@ -116,10 +116,13 @@ class IndexerProcess:
 def ensure_admin(config: PanelConfig, echo: Echo) -> None:
     """On first start, create ``admin`` with TREK_ADMIN_PASSWORD or a random password shown once."""
     accounts = Accounts(config.accounts_db)
-    if accounts.has_admin():
-        return
-    password = config.admin_password or secrets.token_urlsafe(12)
-    accounts.create("admin", password, "admin")
+    try:
+        if accounts.has_admin():
+            return
+        password = config.admin_password or secrets.token_urlsafe(12)
+        accounts.create("admin", password, "admin")
+    finally:
+        accounts.close()  # before gunicorn forks: no connection may cross a fork
     if config.admin_password:
         echo("created account 'admin' with the password from TREK_ADMIN_PASSWORD")
     else:

@@ -307,3 +307,36 @@ def test_chart_is_svg_without_script(admin_client: FlaskClient, add_rows: AddRow
     svg = response.get_data(as_text=True)
     assert svg.startswith("<svg") and "<script" not in svg
     assert "50 events" in svg and svg.count("<rect") > 2
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        Filter(action="trip.create"),
+        Filter(user="bob"),
+        Filter(q="lisbon"),
+        Filter(since="2026-11-01T01:00:00.000000Z"),
+    ],
+    ids=["action", "user-or", "fts", "since"],
+)
+def test_cached_counts_stay_exact_as_rows_arrive(db: sqlite3.Connection, flt: Filter) -> None:
+    from indexer.query import CountCache
+
+    cache = CountCache()
+    query = AuditQuery(db)
+    bob = {"user_id": 42, "username": "bob", "email": "bob@example.com", "details": {"t": "Lisbon"}}
+    for batch in range(4):
+        start = 1 + batch * 50
+        insert_rows(
+            db,
+            [
+                make_row(
+                    n,
+                    **(bob if n % 3 == 0 else {}),
+                    action="trip.create" if n % 2 else "trip.update",
+                )
+                for n in range(start, start + 50)
+            ],
+        )
+        assert query.count(flt, cache) == query.count(flt)
+    assert cache.get(flt) == (200, query.count(flt))
