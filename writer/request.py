@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import current_app, request
 
 from .appender import AuditWriter
 from .client_ip import client_ip
-from .config import WriterConfig
+from .config import SETTINGS
 from .default import default_writer
 from .line import Event, User
 
@@ -24,7 +25,7 @@ def request_ip(trust_proxy: object = None) -> str | None:
     if trust_proxy is None:
         trust_proxy = current_app.config.get("TRUST_PROXY")
     if trust_proxy is None:
-        trust_proxy = WriterConfig.from_env().trust_proxy
+        trust_proxy = SETTINGS["TRUST_PROXY"].read(os.environ)
     # Several X-Forwarded-For headers count as one list, in order.
     forwarded = ",".join(request.headers.getlist("X-Forwarded-For")) or None
     return client_ip(request.remote_addr, forwarded, trust_proxy)

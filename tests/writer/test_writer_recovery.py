@@ -1,0 +1,115 @@
+"""seq and state recovery: a lost or damaged lock file, a crash that left a partial line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from writer_support import assert_no_gaps, seqs
+
+from writer import AuditWriter
+
+LOCK = ".trek-audit.lock"
+
+
+def test_seq_is_recovered_from_the_log_when_the_state_file_is_deleted(log_dir: Path) -> None:
+    with AuditWriter(log_dir, max_bytes=400, backups=3) as w:
+        for _ in range(5):
+            w.record("user.login")
+    (log_dir / LOCK).unlink()
+    with AuditWriter(log_dir, max_bytes=400, backups=3) as w:
+        assert w.record("user.login")["seq"] == 6
+    assert_no_gaps(seqs(log_dir), first=seqs(log_dir)[0])
+
+
+def test_seq_is_recovered_from_rotated_files_when_trek_log_is_empty(log_dir: Path) -> None:
+    with AuditWriter(log_dir, max_bytes=300, backups=3) as w:
+        for _ in range(3):
+            w.record("user.login")
+    for n in (2, 1):  # a rotation, then a crash before the next line
+        os.rename(log_dir / f"trek.log.{n}", log_dir / f"trek.log.{n + 1}")
+    os.rename(log_dir / "trek.log", log_dir / "trek.log.1")
+    (log_dir / "trek.log").write_bytes(b"")
+    (log_dir / LOCK).unlink()
+    with AuditWriter(log_dir, max_bytes=300, backups=3) as w:
+        assert w.record("user.login")["seq"] == 4
+
+
+def test_a_damaged_state_page_is_rebuilt_from_the_log(log_dir: Path) -> None:
+    with AuditWriter(log_dir) as w:
+        for _ in range(3):
+            w.record("user.login")
+    (log_dir / LOCK).write_bytes(b"\x00" * 4096)  # e.g. a page lost in a power failure
+    with AuditWriter(log_dir) as w:
+        assert w.record("user.login")["seq"] == 4
+
+
+def test_a_state_behind_the_log_does_not_reuse_a_seq(log_dir: Path) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        state = (log_dir / LOCK).read_bytes()  # the state after seq 1
+        w.record("user.login")
+        w.record("user.login")
+    (log_dir / LOCK).write_bytes(state)  # the log reached disk, the state page did not
+    with AuditWriter(log_dir) as w:
+        assert w.record("user.login")["seq"] == 4
+    assert seqs(log_dir) == [1, 2, 3, 4]
+
+
+def test_a_state_ahead_of_the_log_is_kept_so_no_seq_is_reused(log_dir: Path) -> None:
+    with AuditWriter(log_dir) as w:
+        for _ in range(3):
+            w.record("user.login")
+    with open(log_dir / "trek.log", "r+b") as log:  # the last line never reached the disk
+        data = log.read()
+        log.truncate(data.rindex(b"\n", 0, len(data) - 1) + 1)
+    with AuditWriter(log_dir) as w:
+        assert w.record("user.login")["seq"] == 4
+    assert seqs(log_dir) == [1, 2, 4]
+
+
+def test_a_partial_last_line_from_a_crash_is_not_glued_to_the_next_event(log_dir: Path) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+    with open(log_dir / "trek.log", "ab") as log:
+        log.write(b'{"v":1,"id":"torn')  # a crash in the middle of a write by something else
+    with AuditWriter(log_dir) as w:
+        event = w.record("user.logout")
+    lines = (log_dir / "trek.log").read_bytes().split(b"\n")
+    assert lines[1] == b'{"v":1,"id":"torn'
+    assert lines[2].startswith(b'{"v":1,') and b'"seq":2' in lines[2]
+    assert event["seq"] == 2
+
+
+def test_a_long_last_line_is_found_beyond_the_first_tail_window(log_dir: Path) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        w.record("backup.create", details={"blob": "x" * 40_000})
+    (log_dir / LOCK).unlink()
+    with AuditWriter(log_dir) as w:
+        assert w.record("user.login")["seq"] == 3
+
+
+def test_deleting_the_lock_file_while_writers_run_moves_them_all_to_the_new_one(
+    log_dir: Path,
+) -> None:
+    with AuditWriter(log_dir) as a:
+        a.record("user.login")
+        (log_dir / LOCK).unlink()
+        with AuditWriter(log_dir) as b:
+            assert b.record("user.login")["seq"] == 2  # b created a new lock file
+            assert a.record("user.login")["seq"] == 3  # a noticed and moved to it
+            assert os.stat(log_dir / LOCK).st_ino == a._lock_ino == b._lock_ino
+            assert b.record("user.login")["seq"] == 4
+    assert seqs(log_dir) == [1, 2, 3, 4]
+
+
+def test_lines_appended_by_something_else_are_counted_before_rotating(log_dir: Path) -> None:
+    with AuditWriter(log_dir, max_bytes=600, backups=3) as w:
+        w.record("user.login")
+        with open(log_dir / "trek.log", "ab") as log:
+            log.write(b"x" * 300 + b"\n")  # an outside append: the state's size is now stale
+        w.record("user.login")
+    assert (log_dir / "trek.log.1").exists()  # 300 outside bytes pushed the next line over
+    for path in (log_dir / "trek.log", log_dir / "trek.log.1"):
+        assert path.stat().st_size <= 600
