@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .schema import connect
 
@@ -26,7 +26,9 @@ __all__ = [
     "CountCache",
     "Entry",
     "Filter",
+    "FilterCache",
     "Histogram",
+    "HistogramCache",
     "Problems",
     "fts_query",
 ]
@@ -46,6 +48,7 @@ _COLUMNS = (
 )
 _INT64_MAX = 2**63 - 1
 _TOKEN = re.compile(r"\S+")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -132,29 +135,24 @@ def fts_query(text: str) -> str | None:
     return " ".join(parts) if parts else None
 
 
-class CountCache:
-    """Counts of filters up to a row id, kept between requests of one process.
-
-    A count up to row id N never changes: rows are only ever appended, with growing ids,
-    and never deleted. So a cached count is brought up to date by counting only the rows
-    added since, a short index range, instead of every matching row again.
-    """
+class FilterCache(Generic[T]):
+    """A small thread-safe LRU of per-filter results, kept between requests of one process."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._entries: OrderedDict[Filter, tuple[int, int]] = OrderedDict()
+        self._entries: OrderedDict[Filter, T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, flt: Filter) -> tuple[int, int] | None:
+    def get(self, flt: Filter) -> T | None:
         with self._lock:
             hit = self._entries.get(flt)
             if hit is not None:
                 self._entries.move_to_end(flt)
             return hit
 
-    def put(self, flt: Filter, upto: int, count: int) -> None:
+    def put(self, flt: Filter, value: T) -> None:
         with self._lock:
-            self._entries[flt] = (upto, count)
+            self._entries[flt] = value
             self._entries.move_to_end(flt)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
@@ -162,6 +160,19 @@ class CountCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+class CountCache(FilterCache[tuple[int, int]]):
+    """(upto, count) per filter: the count of matching rows with id <= upto.
+
+    That count never changes: rows are only ever appended, with growing ids, and never
+    deleted. So a cached count is brought up to date by counting only the rows added
+    since, a short index range, instead of every matching row again.
+    """
+
+
+class HistogramCache(FilterCache[tuple[int, str, dict[str, int]]]):
+    """(upto, unit, {bucket label: count}) per filter, for rows with id <= upto (see CountCache)."""
 
 
 class _Branch:
@@ -253,7 +264,7 @@ class AuditQuery:
                 total += self._count(flt, upto, top + 1)
         else:
             total = self._count(flt, None, top + 1)
-        cache.put(flt, top, total)
+        cache.put(flt, (top, total))
         return total
 
     def _count(self, flt: Filter, after: int | None, before: int | None) -> int:
@@ -301,34 +312,59 @@ class AuditQuery:
 
     # -- chart -------------------------------------------------------------------------
 
-    def histogram(self, flt: Filter, max_buckets: int = 120) -> Histogram:
-        """Count matching events per minute, hour, day or month, whichever fits ``max_buckets``."""
-        first, last = self._time_bounds(flt)
-        if first is None or last is None:
+    def histogram(
+        self, flt: Filter, max_buckets: int = 120, cache: HistogramCache | None = None
+    ) -> Histogram:
+        """Count matching events per minute, hour, day or month, whichever fits ``max_buckets``.
+
+        With a ``cache``, a filter drawn before costs only the rows added since: its counts
+        up to a row id never change, and a coarser unit is their labels cut shorter.
+        """
+        top = self.conn.execute("SELECT max(id) FROM audit_log").fetchone()[0]
+        if top is None:
             return Histogram("day", [])
-        start, end = _parse_ts(first), _parse_ts(last)
-        unit = _unit_for(end - start, max_buckets)
-        width = _UNIT_WIDTH[unit]
+        hit = cache.get(flt) if cache is not None else None
+        if hit is not None and hit[0] <= top:
+            upto, unit, counts = hit[0], hit[1], dict(hit[2])
+            for label, count in self._bucket_counts(flt, _UNIT_WIDTH[unit], upto, top + 1).items():
+                counts[label] = counts.get(label, 0) + count
+        else:
+            first, last = self._time_bounds(flt)
+            if first is None or last is None:
+                return Histogram("day", [])
+            unit = _unit_for(_parse_ts(last) - _parse_ts(first), max_buckets)
+            counts = self._bucket_counts(flt, _UNIT_WIDTH[unit], None, top + 1)
+        if not counts:
+            return Histogram(unit, [])
+        start, end = _label_time(min(counts)), _label_time(max(counts))
+        wanted = _unit_for(end - start, max_buckets)
+        if _UNIT_WIDTH[wanted] < _UNIT_WIDTH[unit]:
+            unit, counts = wanted, _coarsen(counts, _UNIT_WIDTH[wanted])
+        if cache is not None:
+            cache.put(flt, (top, unit, counts))
+        buckets = [(label, counts.get(label, 0)) for label in _bucket_labels(start, end, unit)]
+        listed = {label for label, _ in buckets}
+        if len(listed) != len(counts):  # labels off the grid (odd timestamps): keep them, sorted
+            buckets = sorted(buckets + [(k, v) for k, v in counts.items() if k not in listed])
+        return Histogram(unit, buckets)
+
+    def _bucket_counts(
+        self, flt: Filter, width: int, after: int | None, before: int | None
+    ) -> dict[str, int]:
         branches = self._branches(flt)
         if len(branches) == 1:
-            where, params = branches[0].where()
+            where, params = branches[0].where(before, after)
             sql = (
                 f"SELECT substr(a.ts, 1, {width}) AS bucket, COUNT(*) "  # noqa: S608
                 f"FROM {branches[0].source}{where} GROUP BY bucket"
             )
         else:
-            ids, params = self._union_ids(branches, None, None, None)
+            ids, params = self._union_ids(branches, before, None, after)
             sql = (
                 f"SELECT substr(ts, 1, {width}) AS bucket, COUNT(*) FROM audit_log "  # noqa: S608
                 f"WHERE id IN ({ids}) GROUP BY bucket"
             )
-        counts = dict(self.conn.execute(sql, params))
-        buckets = []
-        for label in _bucket_labels(start, end, unit):
-            buckets.append((label, int(counts.pop(label, 0))))
-        if counts:  # timestamps out of id order can fall outside the bounds: keep them, sorted
-            buckets = sorted(buckets + [(k, int(v)) for k, v in counts.items()])
-        return Histogram(unit, buckets)
+        return {str(label): int(count) for label, count in self.conn.execute(sql, params)}
 
     def _time_bounds(self, flt: Filter) -> tuple[str | None, str | None]:
         """The timestamps of the oldest and newest matching rows (by id, which follows time)."""
@@ -413,6 +449,22 @@ def _unit_for(span: timedelta, max_buckets: int) -> str:
         if span / _UNIT_STEP[unit] < max_buckets:
             return unit
     return "month"
+
+
+def _label_time(label: str) -> datetime:
+    """The start of a bucket from its label (a timestamp cut to 7, 10, 13 or 16 characters)."""
+    if len(label) == 7:
+        return datetime.fromisoformat(label + "-01").replace(tzinfo=UTC)
+    if len(label) == 13:
+        return datetime.fromisoformat(label + ":00").replace(tzinfo=UTC)
+    return datetime.fromisoformat(label).replace(tzinfo=UTC)
+
+
+def _coarsen(counts: dict[str, int], width: int) -> dict[str, int]:
+    coarse: dict[str, int] = {}
+    for label, count in counts.items():
+        coarse[label[:width]] = coarse.get(label[:width], 0) + count
+    return coarse
 
 
 def _parse_ts(ts: str) -> datetime:

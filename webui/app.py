@@ -13,7 +13,7 @@ from flask import Flask, g, jsonify, make_response, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from indexer.query import AuditQuery, CountCache
+from indexer.query import AuditQuery, CountCache, HistogramCache
 from writer import AuditWriteError, AuditWriter
 
 from .accounts import Account, Accounts
@@ -46,6 +46,7 @@ class PanelState:
         self._local = threading.local()
         self._queries: list[AuditQuery] = []
         self.counts = CountCache()
+        self.histograms = HistogramCache(64)
 
     def audit_query(self) -> AuditQuery | None:
         """This thread's query layer over audit.db, or None before the indexer created it."""

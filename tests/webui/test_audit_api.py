@@ -340,3 +340,37 @@ def test_cached_counts_stay_exact_as_rows_arrive(db: sqlite3.Connection, flt: Fi
         )
         assert query.count(flt, cache) == query.count(flt)
     assert cache.get(flt) == (200, query.count(flt))
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [Filter(), Filter(action="trip.create"), Filter(user="bob")],
+    ids=["all", "action", "user-or"],
+)
+def test_cached_histograms_match_fresh_ones_as_rows_arrive(
+    db: sqlite3.Connection, flt: Filter
+) -> None:
+    from indexer.query import HistogramCache
+
+    cache = HistogramCache()
+    query = AuditQuery(db)
+    units = set()
+    # Batches far apart in time, so the unit grows from minutes to days and the cache coarsens.
+    for batch, step in enumerate([1, 1, 60, 2000]):
+        start = 1 + batch * 40
+        rows = [
+            make_row(
+                start * step + i * step,
+                action="trip.create" if i % 2 else "trip.update",
+                **({"username": "bob"} if i % 3 == 0 else {}),
+            )
+            for i in range(40)
+        ]
+        for offset, row in enumerate(rows):
+            row["seq"] = start + offset
+            row["event_id"] = f"evt-{batch}-{offset}"
+        insert_rows(db, rows)
+        cached, fresh = query.histogram(flt, 60, cache), query.histogram(flt, 60)
+        assert cached == fresh
+        units.add(fresh.unit)
+    assert len(units) >= 2
