@@ -47,6 +47,7 @@ from typing import Any, BinaryIO, NoReturn
 
 import orjson
 
+from .catalog import ACTIONS
 from .line import (
     ACTION_PATTERN,
     Event,
@@ -85,6 +86,7 @@ _SET_VERSION = bytes(0x70 | (b & 0x0F) for b in range(256))  # UUID version 7
 _SET_VARIANT = bytes(0x80 | (b & 0x3F) for b in range(256))  # RFC 9562 variant
 
 # Pre-bound for the hot path.
+_CATALOG = frozenset(ACTIONS)  # known well formed: no regex needed
 _dumps = orjson.dumps
 _OPT = orjson.OPT_APPEND_NEWLINE
 _action_match = ACTION_PATTERN.fullmatch
@@ -239,7 +241,9 @@ class AuditWriter:
         """
         # Everything is checked before any lock is taken. This is the hot path, so the common
         # cases are tested inline; the check_* functions explain what is wrong.
-        if type(action) is not str or _action_match(action) is None:
+        if type(action) is not str or (
+            action not in _CATALOG and _action_match(action) is None
+        ):
             check_action(action)
         if user is not None:
             user = check_user(user)
@@ -263,12 +267,73 @@ class AuditWriter:
         with self._lock:
             if self._closed:
                 raise ValueError("record() on a closed AuditWriter")
-            lock_fd = self._lock_fd
-            if lock_fd < 0:
-                lock_fd = self._open_lock()
-            _flock(lock_fd, _LOCK_EX)
+            state = self._state
+            if state is None:
+                self._open_lock()
+                state = self._state
+                assert state is not None
+            _flock(self._lock_fd, _LOCK_EX)
             try:
-                self._append(event)
+                # From here to the write, all raises leave the files and the state untouched.
+                magic, _version, seq, ino, size, last_ns = _STATE.unpack_from(state)
+                try:
+                    st = _stat(self._path_str)
+                    if st.st_ino != ino or st.st_size != size or magic != _MAGIC:
+                        raise FileNotFoundError  # the state is stale: resync below
+                    if ino != self._fd_ino:
+                        self._open_log()  # another process rotated
+                except OSError:
+                    state, seq, ino, size, last_ns = self._resync()
+                seq += 1
+
+                now = _time_ns()
+                if now < last_ns:  # ts never goes back in seq order, even if the clock does
+                    now = last_ns
+                second, ns = divmod(now, _NS_PER_S)
+                if second != self._ts_second:
+                    self._ts_second = second
+                    self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+                event["ts"] = f"{self._ts_prefix}.{ns // 1000:06d}Z"
+                ms = now // 1_000_000
+                if ms != self._id_ms:
+                    self._id_ms = ms
+                    h = f"{ms:012x}"
+                    self._id_prefix = f"{h[:8]}-{h[8:]}"
+                suffixes = self._id_suffixes
+                if not suffixes:
+                    suffixes = self._id_suffixes = _random_id_suffixes()
+                event["id"] = self._id_prefix + suffixes.pop()
+                event["seq"] = seq
+
+                line = _dumps(event, option=_OPT)
+                if b"\xe2\x80" in line or b"\xc2\x85" in line:
+                    for raw, escaped in _LINE_BREAKERS:
+                        line = line.replace(raw, escaped)
+                length = len(line)
+                if length > self.max_line_bytes:
+                    self._too_long(length)
+
+                if size and size + length > self.max_bytes:
+                    self._rotate()
+                    size = 0
+                    ino = self._fd_ino
+                elif self._needs_newline:  # trek.log ends in a partial line (a crash)
+                    line = b"\n" + line
+                    length += 1
+                if size + length > self._file_size_limit:
+                    # Past RLIMIT_FSIZE the kernel would send SIGXFSZ, which kills by default.
+                    self._write_failed(OSError(errno.EFBIG, os.strerror(errno.EFBIG)), size)
+                try:
+                    written = _write(self._fd, line)
+                except OSError as error:
+                    self._write_failed(error, size)
+                if written != length:
+                    self._write_rest(line, written, size)
+                self._needs_newline = False
+                self._last_seq = seq
+                _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, seq, ino, size + length, now)
+                if self.fsync:
+                    self._sync()
             finally:
                 # _resync may have moved to a new lock file; closing the old one unlocked it.
                 if self._lock_fd >= 0:
@@ -283,75 +348,14 @@ class AuditWriter:
 
     # -- under the lock ------------------------------------------------------------------------
 
-    def _append(self, event: dict[str, Any]) -> None:
-        """Fill in id, seq and ts and append the line; both locks are held."""
-        state = self._state
-        assert state is not None
-        magic, _version, seq, ino, size, last_ns = _STATE.unpack_from(state)
+    def _sync(self) -> None:
         try:
-            st = _stat(self._path_str)
-            if st.st_ino != ino or st.st_size != size or magic != _MAGIC:
-                raise FileNotFoundError  # the state is stale: resync below
-            if ino != self._fd_ino:
-                self._open_log()  # another process rotated
-        except OSError:
-            state, seq, ino, size, last_ns = self._resync()
-        seq += 1
-
-        now = _time_ns()
-        if now < last_ns:  # keep ts non-decreasing in seq order even if the clock steps back
-            now = last_ns
-        second, ns = divmod(now, _NS_PER_S)
-        if second != self._ts_second:
-            self._ts_second = second
-            self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        event["ts"] = f"{self._ts_prefix}.{ns // 1000:06d}Z"
-        ms = now // 1_000_000
-        if ms != self._id_ms:
-            self._id_ms = ms
-            h = f"{ms:012x}"
-            self._id_prefix = f"{h[:8]}-{h[8:]}"
-        suffixes = self._id_suffixes
-        if not suffixes:
-            suffixes = self._id_suffixes = _random_id_suffixes()
-        event["id"] = self._id_prefix + suffixes.pop()
-        event["seq"] = seq
-
-        line = _dumps(event, option=_OPT)
-        if b"\xe2\x80" in line or b"\xc2\x85" in line:
-            for raw, escaped in _LINE_BREAKERS:
-                line = line.replace(raw, escaped)
-        length = len(line)
-        if length > self.max_line_bytes:
-            self._too_long(length)
-
-        if size and size + length > self.max_bytes:
-            self._rotate()
-            size = 0
-            ino = self._fd_ino
-        elif self._needs_newline:  # the file ends in a partial line (a crash): start a fresh one
-            line = b"\n" + line
-            length += 1
-        if size + length > self._file_size_limit:
-            # Past RLIMIT_FSIZE the kernel would send SIGXFSZ, which kills by default.
-            self._write_failed(OSError(errno.EFBIG, os.strerror(errno.EFBIG)), size)
-        try:
-            written = _write(self._fd, line)
+            os.fsync(self._fd)
         except OSError as error:
-            self._write_failed(error, size)
-        if written != length:
-            self._write_rest(line, written, size)
-        self._needs_newline = False
-        self._last_seq = seq
-        _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, seq, ino, size + length, now)
-        if self.fsync:
-            try:
-                os.fsync(self._fd)
-            except OSError as error:
-                # The line is written and its seq used; only its durability is in doubt.
-                raise AuditWriteError(
-                    f"cannot fsync {self._path_str}: {_describe(error)}", self._path_str, error
-                ) from error
+            # The line is written and its seq used; only its durability is in doubt.
+            raise AuditWriteError(
+                f"cannot fsync {self._path_str}: {_describe(error)}", self._path_str, error
+            ) from error
 
     def _write_rest(self, line: bytes, written: int, size: int) -> None:
         """Finish a short write, or take the part that got in back out and raise."""
