@@ -215,12 +215,18 @@ def main() -> int:
 
     events = generate_events(count)
     full = full_events(events)
-    print(f"writer benchmark: {count} events, best of {rounds} rounds, Python "
-          f"{sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"writer benchmark: {count} events, best of {rounds} rounds, Python "
+        f"{sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
     floor, rotating, peer, audit = best_times(
         rounds,
-        [(run_floor, full), (run_rotating, full), (run_concurrent_handler, full),
-         (run_audit_writer, events)],
+        [
+            (run_floor, full),
+            (run_rotating, full),
+            (run_concurrent_handler, full),
+            (run_audit_writer, events),
+        ],
     )
     rows = [
         ("floor: orjson.dumps + os.write (O_APPEND)", floor),
@@ -232,14 +238,20 @@ def main() -> int:
         print(f"  {name:<44} {micros:8.2f} us/event  {micros / floor:6.2f}x floor")
     ratio = audit / floor
     speedup = peer / audit
-    print(f"target AuditWriter <= {TARGET_FLOOR_RATIO:.1f}x floor: measured {ratio:.2f}x  "
-          f"{'PASS' if ratio <= TARGET_FLOOR_RATIO else 'MISS'}")
-    print(f"target AuditWriter >= {TARGET_PEER_SPEEDUP:.0f}x faster than concurrent-log-handler: "
-          f"measured {speedup:.1f}x  {'PASS' if speedup >= TARGET_PEER_SPEEDUP else 'MISS'}")
+    print(
+        f"target AuditWriter <= {TARGET_FLOOR_RATIO:.1f}x floor: measured {ratio:.2f}x  "
+        f"{'PASS' if ratio <= TARGET_FLOOR_RATIO else 'MISS'}"
+    )
+    print(
+        f"target AuditWriter >= {TARGET_PEER_SPEEDUP:.0f}x faster than concurrent-log-handler: "
+        f"measured {speedup:.1f}x  {'PASS' if speedup >= TARGET_PEER_SPEEDUP else 'MISS'}"
+    )
 
     rate, files, verdict = run_concurrent(generate_events(per_process, seed=7), 4)
-    print(f"4 processes at once, rotation every 1 MB: {4 * per_process} events, "
-          f"{rate:,.0f} events/s together")
+    print(
+        f"4 processes at once, rotation every 1 MB: {4 * per_process} events, "
+        f"{rate:,.0f} events/s together"
+    )
     print(f"  seq check: {verdict}")
     return 0 if verdict.startswith("PASS") else 1
 

@@ -43,11 +43,12 @@ import time
 import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, NoReturn
 
 import orjson
 
 from .catalog import ACTIONS
+from .ids import uuid7_random_parts, uuid7_time_part
 from .line import (
     ACTION_PATTERN,
     Event,
@@ -57,6 +58,7 @@ from .line import (
     check_optional_str,
     check_user,
 )
+from .recovery import last_seq_in_tail
 
 __all__ = ["LOCK_FILE_NAME", "LOG_FILE_NAME", "AuditWriteError", "AuditWriter"]
 
@@ -74,7 +76,6 @@ _STATE_VERSION = 1
 # time of the last event in ns.
 _STATE = struct.Struct("<4sIQQQQ")
 _STATE_BYTES = 4096  # one page, written out in full so the mapping never needs new blocks
-_TAIL_BYTES = 8192
 _NS_PER_S = 1_000_000_000
 
 _LINE_BREAKERS = (
@@ -82,8 +83,6 @@ _LINE_BREAKERS = (
     (b"\xe2\x80\xa9", b"\\u2029"),
     (b"\xc2\x85", b"\\u0085"),
 )
-_SET_VERSION = bytes(0x70 | (b & 0x0F) for b in range(256))  # UUID version 7
-_SET_VARIANT = bytes(0x80 | (b & 0x3F) for b in range(256))  # RFC 9562 variant
 
 # Pre-bound for the hot path.
 _CATALOG = frozenset(ACTIONS)  # known well formed: no regex needed
@@ -139,8 +138,11 @@ class AuditWriter:
         max_line_bytes: int = 64 * 1024,
         fsync: bool = False,
     ) -> None:
-        limits = (("max_bytes", max_bytes, 1), ("backups", backups, 0),
-                  ("max_line_bytes", max_line_bytes, 128))
+        limits = (
+            ("max_bytes", max_bytes, 1),
+            ("backups", backups, 0),
+            ("max_line_bytes", max_line_bytes, 256),
+        )
         for name, value, low in limits:
             if type(value) is not int or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -241,9 +243,7 @@ class AuditWriter:
         """
         # Everything is checked before any lock is taken. This is the hot path, so the common
         # cases are tested inline; the check_* functions explain what is wrong.
-        if type(action) is not str or (
-            action not in _CATALOG and _action_match(action) is None
-        ):
+        if type(action) is not str or (action not in _CATALOG and _action_match(action) is None):
             check_action(action)
         if user is not None:
             user = check_user(user)
@@ -272,7 +272,12 @@ class AuditWriter:
                 self._open_lock()
                 state = self._state
                 assert state is not None
-            _flock(self._lock_fd, _LOCK_EX)
+            try:
+                _flock(self._lock_fd, _LOCK_EX)
+            except OSError as error:  # e.g. ENOLCK on a network file system
+                raise AuditWriteError(
+                    f"cannot lock {self.lock_path}: {_describe(error)}", self.lock_path, error
+                ) from error
             try:
                 # From here to the write, all raises leave the files and the state untouched.
                 magic, _version, seq, ino, size, last_ns = _STATE.unpack_from(state)
@@ -297,11 +302,10 @@ class AuditWriter:
                 ms = now // 1_000_000
                 if ms != self._id_ms:
                     self._id_ms = ms
-                    h = f"{ms:012x}"
-                    self._id_prefix = f"{h[:8]}-{h[8:]}"
+                    self._id_prefix = uuid7_time_part(ms)
                 suffixes = self._id_suffixes
                 if not suffixes:
-                    suffixes = self._id_suffixes = _random_id_suffixes()
+                    suffixes = self._id_suffixes = uuid7_random_parts()
                 event["id"] = self._id_prefix + suffixes.pop()
                 event["seq"] = seq
 
@@ -413,7 +417,7 @@ class AuditWriter:
             try:
                 with open(path, "rb") as file:
                     end = file.seek(0, os.SEEK_END)
-                    found, last_byte = _last_seq_in_tail(file, end, self.max_line_bytes)
+                    found, last_byte = last_seq_in_tail(file, end, self.max_line_bytes)
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 continue
             except OSError as error:
@@ -451,7 +455,7 @@ class AuditWriter:
             raise AuditWriteError(
                 f"cannot rotate {target}: {_describe(error)}", target, error
             ) from error
-        self._open_log()
+        self._open_log(exclusive=True)
         if self.fsync:
             self._fsync_dir()
 
@@ -465,11 +469,19 @@ class AuditWriter:
 
     # -- descriptors ---------------------------------------------------------------------------
 
-    def _open_log(self) -> None:
+    def _open_log(self, *, exclusive: bool = False) -> None:
+        """Open trek.log for appending, creating it (mode 0640) if needed.
+
+        ``exclusive`` (after a rotation) creates it with O_EXCL; should something else have made
+        one in the meantime, that file is used.
+        """
         self._close_log()
         flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_CREAT
         try:
-            fd = os.open(self._path_str, flags, _FILE_MODE)
+            try:
+                fd = os.open(self._path_str, flags | (os.O_EXCL if exclusive else 0), _FILE_MODE)
+            except FileExistsError:
+                fd = os.open(self._path_str, flags, _FILE_MODE)
         except OSError as error:
             raise AuditWriteError(
                 f"cannot append to {self._path_str}: {_describe(error)}", self._path_str, error
@@ -537,48 +549,6 @@ class AuditWriter:
             return os.stat(path)
         except FileNotFoundError:
             return None
-
-
-def _last_seq_in_tail(file: BinaryIO, end: int, max_line_bytes: int) -> tuple[int, bytes]:
-    """Return the largest seq among the complete lines near the end of a file, and its last byte.
-
-    Reads the last few KB, more only while no line with a seq was found and the window is still
-    shorter than the longest possible line.
-    """
-    window = _TAIL_BYTES
-    while True:
-        start = max(0, end - window)
-        file.seek(start)
-        chunk = file.read(end - start)
-        pieces = chunk.split(b"\n")
-        if start > 0:
-            del pieces[0]  # maybe the end of a line that starts before the window
-        best = 0
-        for piece in pieces:
-            if not piece:
-                continue
-            try:
-                obj = orjson.loads(piece)
-            except orjson.JSONDecodeError:
-                continue
-            seq = obj.get("seq") if type(obj) is dict else None
-            if type(seq) is int and seq > best:
-                best = seq
-        if best or start == 0 or window > max_line_bytes + _TAIL_BYTES:
-            return best, chunk[-1:]
-        window *= 4
-
-
-def _random_id_suffixes(count: int = 400) -> list[str]:
-    """Random halves of UUIDv7s ('-7xxx-yxxx-xxxxxxxxxxxx'), made in bulk because that is cheaper.
-
-    Each holds 74 random bits from os.urandom; translate sets the version and variant bits.
-    """
-    pool = bytearray(os.urandom(10 * count))
-    pool[0::10] = pool[0::10].translate(_SET_VERSION)
-    pool[2::10] = pool[2::10].translate(_SET_VARIANT)
-    h = pool.hex()
-    return [f"-{h[i:i + 4]}-{h[i + 4:i + 8]}-{h[i + 8:i + 20]}" for i in range(0, 20 * count, 20)]
 
 
 def _file_size_limit() -> int:

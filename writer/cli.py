@@ -29,7 +29,7 @@ def _parse_details(value: str | None) -> dict[str, Any] | None:
         raise click.BadParameter(f"not valid JSON: {error}", param_hint="--details") from None
     if details is not None and type(details) is not dict:
         raise click.BadParameter(
-            f"must be a JSON object such as '{{\"method\": \"password\"}}', not {value!r}",
+            f'must be a JSON object such as \'{{"method": "password"}}\', not {value!r}',
             param_hint="--details",
         )
     return details
@@ -50,12 +50,26 @@ def _parse_details(value: str | None) -> dict[str, Any] | None:
     default=None,
     help=_setting_help("TREK_DATA_DIR"),
 )
-@click.option("--max-bytes", type=click.IntRange(min=1), envvar="TREK_LOG_MAX_BYTES",
-              default=None, help=_setting_help("TREK_LOG_MAX_BYTES"))
-@click.option("--backups", type=click.IntRange(min=0), envvar="TREK_LOG_BACKUPS",
-              default=None, help=_setting_help("TREK_LOG_BACKUPS"))
-@click.option("--fsync/--no-fsync", envvar="TREK_LOG_FSYNC", default=None,
-              help=_setting_help("TREK_LOG_FSYNC"))
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    envvar="TREK_LOG_MAX_BYTES",
+    default=None,
+    help=_setting_help("TREK_LOG_MAX_BYTES"),
+)
+@click.option(
+    "--backups",
+    type=click.IntRange(min=0),
+    envvar="TREK_LOG_BACKUPS",
+    default=None,
+    help=_setting_help("TREK_LOG_BACKUPS"),
+)
+@click.option(
+    "--fsync/--no-fsync",
+    envvar="TREK_LOG_FSYNC",
+    default=None,
+    help=_setting_help("TREK_LOG_FSYNC"),
+)
 def record(
     action: str,
     user_id: int | None,

@@ -107,8 +107,7 @@ def check_user(user: object) -> User | None:
             return {"id": user_id, "username": username, "email": email}
     if not isinstance(user, dict):
         raise TypeError(
-            "user must be a dict with id, username and email, or None, "
-            f"not {type(user).__name__}"
+            f"user must be a dict with id, username and email, or None, not {type(user).__name__}"
         )
     unknown = set(user) - _USER_KEYS
     if unknown:
@@ -186,8 +185,7 @@ def _check_json_value(value: object, path: str) -> None:
         for key, item in value.items():  # type: ignore[attr-defined]
             if type(key) is not str:
                 raise TypeError(
-                    f"{path} has a key {key!r} of type {type(key).__name__}; "
-                    "JSON keys are strings"
+                    f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are strings"
                 )
             _check_json_value(item, f"{path}[{key!r}]")
         return

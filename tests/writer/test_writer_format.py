@@ -202,3 +202,13 @@ def test_the_public_api_is_exported() -> None:
     ):
         assert name in writer.__all__
         assert getattr(writer, name) is not None
+
+
+def test_uuid7_carries_the_given_millisecond_time_and_random_bits() -> None:
+    from writer.ids import uuid7
+
+    ids = {uuid7(0x0123_4567_89AB) for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in ids:
+        assert UUID7.fullmatch(value)
+        assert value.startswith("01234567-89ab-7")
