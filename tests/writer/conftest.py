@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -41,7 +40,3 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-# Soak and stress tests run a short mode when TREK_TEST_SHORT is set (CI sets it).
-SHORT_MODE = bool(os.environ.get("TREK_TEST_SHORT"))

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SHORT_MODE
-from writer_support import assert_no_gaps, log_files, read_events
+from writer_support import SHORT_MODE, assert_no_gaps, log_files, read_events
 
 import writer
 from writer import AuditWriter

@@ -9,6 +9,9 @@ from pathlib import Path
 from writer import decode
 from writer.line import Event
 
+# Soak and stress tests run a short mode when TREK_TEST_SHORT is set (CI sets it).
+SHORT_MODE = bool(os.environ.get("TREK_TEST_SHORT"))
+
 
 def log_files(log_dir: Path) -> list[Path]:
     """trek.log and its rotations, oldest first."""
