@@ -82,7 +82,8 @@ def run_in_threads(count: int, target: Callable[[], None]) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_many_processes_and_threads_with_rotation_lose_and_repeat_no_seq(log_dir: Path) -> None:
-    processes, threads, count, max_bytes = 4, 4, 60 if SHORT_MODE else 400, 8192
+    processes, threads = 4, 4
+    count, max_bytes = (60, 8192) if SHORT_MODE else (1000, 65536)
     with contextlib.ExitStack() as stack:
         workers = [
             stack.enter_context(

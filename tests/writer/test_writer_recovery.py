@@ -113,3 +113,16 @@ def test_lines_appended_by_something_else_are_counted_before_rotating(log_dir: P
     assert (log_dir / "trek.log.1").exists()  # 300 outside bytes pushed the next line over
     for path in (log_dir / "trek.log", log_dir / "trek.log.1"):
         assert path.stat().st_size <= 600
+
+
+def test_a_trek_log_renamed_by_something_else_is_never_written_again(log_dir: Path) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        os.rename(log_dir / "trek.log", log_dir / "moved-away.log")
+        w.record("user.login")
+        os.rename(log_dir / "trek.log", log_dir / "moved-again.log")
+        (log_dir / "trek.log").write_bytes(b"")  # and something put a new one in its place
+        w.record("user.login")
+    assert (log_dir / "moved-away.log").read_bytes().count(b"\n") == 1
+    assert (log_dir / "moved-again.log").read_bytes().count(b"\n") == 1
+    assert seqs(log_dir) == [3]
