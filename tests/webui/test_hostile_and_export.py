@@ -145,3 +145,52 @@ def test_export_is_recorded_with_its_filter(
 def test_chart_escapes_nothing_dangerous(admin_client: FlaskClient, hostile: list[str]) -> None:
     svg = admin_client.get("/admin/audit/chart.svg?user=" + "%3Cscript%3E").get_data(as_text=True)
     assert "<script" not in svg
+
+
+def test_export_refused_when_the_audit_log_cannot_record_it(
+    admin_client: FlaskClient, db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask import current_app
+
+    from writer import AuditWriteError
+
+    insert_rows(db, [make_row(1)])
+    with admin_client.application.app_context():
+        writer = current_app.extensions["trek_audit"].writer
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AuditWriteError("cannot append: No space left on device", "trek.log", None)
+
+    monkeypatch.setattr(writer, "record", fail)
+    response = admin_client.get("/admin/audit/export.csv")
+    assert response.status_code == 503
+    assert b"evt-00000001" not in response.data
+
+
+def test_table_row_shows_time_user_action_description_and_details(
+    admin_client: FlaskClient, db: sqlite3.Connection
+) -> None:
+    insert_rows(
+        db,
+        [
+            make_row(
+                1,
+                action="user.login_failed",
+                user_id=None,
+                username=None,
+                email=None,
+                details={"username": "mallory"},
+            )
+        ],
+    )
+    html = admin_client.get("/admin/audit").get_data(as_text=True)
+    assert (
+        '<time datetime="2026-11-01T00:01:00.000000Z" title="2026-11-01T00:01:00.000000Z">' in html
+    )
+    assert '<span class="anonymous">anonymous</span>' in html
+    assert '<code title="Login attempt failed">user.login_failed</code>' in html
+    assert (
+        "<details><summary>{&#34;username&#34;:&#34;mallory&#34;}</summary>"
+        "<pre>{\n  &#34;username&#34;: &#34;mallory&#34;\n}</pre>" in html
+    )
+    assert '<script src="/static/audit.js" defer></script>' in html
