@@ -404,6 +404,8 @@ class AuditWriter:
         if magic != _MAGIC:
             seq = last_ns = 0
         self._open_log()
+        if self.fsync:  # trek.log may be new: make its directory entry durable too
+            self._fsync_dir()
         size = os.fstat(self._fd).st_size
         seq = max(seq, self._last_seq, self._scan_last_seq())
         return state, seq, self._fd_ino, size, last_ns
