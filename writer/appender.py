@@ -27,6 +27,12 @@ limit lowered while trek.log is open and the signal at its default can still kil
 Durability: when ``record`` returns, the line is in the kernel's page cache and survives a crash of
 the process. With ``fsync=True`` trek.log (and the directory, after a rotation) is fsynced before
 ``record`` returns, so the line survives power loss too.
+
+Limits: all writers of one directory must use this module (or ``trek-audit record``), run as one
+user, on a local file system with working ``flock``. Outside tools must not rotate trek.log (no
+logrotate); an outside rename is noticed at the next ``record``, which starts a new trek.log.
+Deleting the lock file while writers run is noticed at the next append that finds trek.log
+changed; until then two writers could briefly hold different locks.
 """
 
 from __future__ import annotations
