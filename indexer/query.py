@@ -29,7 +29,6 @@ __all__ = [
     "FilterCache",
     "Histogram",
     "HistogramCache",
-    "Problems",
     "fts_query",
 ]
 
@@ -107,16 +106,6 @@ class Histogram:
     @property
     def total(self) -> int:
         return sum(count for _, count in self.buckets)
-
-
-@dataclass(frozen=True)
-class Problems:
-    """What the database itself knows about missing or refused events."""
-
-    gaps: list[tuple[int, int]]
-    rejected: int
-    indexed: int
-    last_seq: int
 
 
 def fts_query(text: str) -> str | None:
@@ -293,17 +282,6 @@ class AuditQuery:
             SELECT action FROM seen WHERE action IS NOT NULL
         """
         return [row[0] for row in self.conn.execute(sql)]
-
-    def problems(self) -> Problems:
-        gaps = [
-            (int(a), int(b))
-            for a, b in self.conn.execute("SELECT first_seq, last_seq FROM gaps ORDER BY first_seq")
-        ]
-        rejected = int(self.conn.execute("SELECT COUNT(*) FROM rejected_lines").fetchone()[0])
-        state = dict(self.conn.execute("SELECT name, value FROM indexer_state"))
-        return Problems(
-            gaps, rejected, int(state.get("indexed") or 0), int(state.get("last_seq") or 0)
-        )
 
     def explain(self, flt: Filter, before: int | None = None, limit: int = 100) -> list[str]:
         """The query plan of ``page`` (EXPLAIN QUERY PLAN details), for tests and benchmarks."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Callable
-from typing import Any
 
 from flask import Response, abort, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
@@ -130,6 +128,3 @@ def secure_headers(response: Response) -> Response:
     if request.endpoint != "static":
         headers.setdefault("Cache-Control", "no-store")
     return response
-
-
-Guard = Callable[[], Any]
