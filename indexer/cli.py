@@ -48,8 +48,15 @@ data_dir_option = click.option(
 )
 @click.option("--no-watch", is_flag=True, help="Ignore file-system events; rescan only.")
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every commit too.")
 def index(
-    data_dir: Path, once: bool, wait: bool, rescan_interval: float, no_watch: bool, quiet: bool
+    data_dir: Path,
+    once: bool,
+    wait: bool,
+    rescan_interval: float,
+    no_watch: bool,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Index trek.log and its rotations into the audit database, exactly once.
 
@@ -63,7 +70,7 @@ def index(
         trek-audit index --once
         TREK_DATA_DIR=/srv/trek/data trek-audit index --wait
     """
-    _configure_logging(logging.WARNING if quiet else logging.INFO)
+    _configure_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     try:
         if once:
             _index_once(data_dir, wait)

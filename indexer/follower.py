@@ -22,7 +22,7 @@ from watchdog.observers import Observer
 from indexer.ledger import Ledger
 from indexer.lock import IndexerLock
 from indexer.scanner import Scanner, ScanReport
-from indexer.schema import open_database
+from indexer.schema import connect, open_database
 from indexer.segments import LOG_NAME
 from indexer.status import DB_NAME, LOG_SUBDIR
 
@@ -70,7 +70,7 @@ class Indexer:
         watch: bool = True,
         wait: bool | float = False,
         max_line_bytes: int = 64 * 1024,
-        batch_size: int = 5000,
+        batch_size: int = 10_000,
         fragment_grace: float = 2.0,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
@@ -94,6 +94,7 @@ class Indexer:
         self._conn: sqlite3.Connection | None = None
         self._scanner: Scanner | None = None
         self._thread: threading.Thread | None = None
+        self._checkpointer: threading.Thread | None = None
         self._observer: Observer | None = None  # type: ignore[valid-type]
 
     # -- life cycle ------------------------------------------------------------------------
@@ -149,6 +150,12 @@ class Indexer:
             raise RuntimeError("this indexer is already running")
         self.stop_event.clear()
         self.open()
+        assert self._conn is not None
+        # Checkpoints (which fsync) run in their own thread, so a slow disk never holds up
+        # the commit that makes a new event visible.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = threading.Thread(target=self._checkpoint, name="trek-checkpoint")
+        self._checkpointer.start()
         self._thread = threading.Thread(target=self._follow, name="trek-indexer")
         self._thread.start()
         return self
@@ -157,11 +164,13 @@ class Indexer:
         """Stop following: finish the batch in hand, commit it, release the lock."""
         self.stop_event.set()
         self._wake.set()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                log.error("indexer thread did not stop within %s s", timeout)
+        threads = (self._thread, self._checkpointer)
+        self._thread = self._checkpointer = None
+        for thread in threads:
+            if thread is not None:
+                thread.join(timeout)
+                if thread.is_alive():
+                    log.error("%s thread did not stop within %s s", thread.name, timeout)
         self._stop_observer()
         self.close()
 
@@ -199,12 +208,31 @@ class Indexer:
             failures = 0
             self._wake.wait(self.rescan_interval)
 
+    def _checkpoint(self, interval: float = 1.0) -> None:
+        """Copy the WAL into the database now and then, on a connection of its own."""
+        try:
+            conn = connect(self.db_path)
+        except sqlite3.Error:
+            log.exception("cannot open %s for checkpoints; the WAL will grow", self.db_path)
+            return
+        try:
+            while not self.stop_event.wait(interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as error:
+                    log.warning("checkpoint failed, will retry: %s", error)
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as error:
+            log.warning("final checkpoint failed: %s", error)
+        finally:
+            conn.close()
+
     def _ensure_observer(self) -> None:
         observer = self._observer
         if observer is not None and observer.is_alive():
             return
+        replacing = observer is not None
         if observer is not None:
-            self.observer_restarts += 1
             log.warning("file watcher stopped; starting a new one")
             self._stop_observer(observer)
         try:
@@ -217,6 +245,8 @@ class Indexer:
             log.exception("cannot watch %s; relying on the rescan alone", self.log_dir)
             return
         self._observer = observer
+        if replacing:
+            self.observer_restarts += 1
 
     def _stop_observer(self, observer: Observer | None = None) -> None:  # type: ignore[valid-type]
         if observer is None:

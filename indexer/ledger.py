@@ -8,6 +8,7 @@ leaves either all of it or none of it: nothing is lost and nothing indexed twice
 from __future__ import annotations
 
 import bisect
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = ["FileState", "Ledger", "Row", "Rejected"]
+
+log = logging.getLogger(__name__)
 
 # (event_id, seq, ts, action, user_id, username, email, resource, ip, details)
 Row = tuple[Any, ...]
@@ -166,6 +169,7 @@ class Ledger:
         """
         conn = self.conn
         stamp = now_iso()
+        began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             inserted = conn.executemany(_INSERT_ROW, rows).rowcount if rows else 0
@@ -215,6 +219,9 @@ class Ledger:
                 "INSERT OR REPLACE INTO indexer_state (name, value) VALUES (?, ?)", counters
             )
             conn.execute("COMMIT")
+            log.debug(
+                "committed %d rows in %.1f ms", len(rows), (time.perf_counter() - began) * 1000
+            )
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

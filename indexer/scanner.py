@@ -81,6 +81,13 @@ def event_row(event: Event) -> Row:
     )
 
 
+def _still_at(seg: _Segment) -> bool:
+    try:
+        return os.stat(seg.path).st_ino == seg.inode
+    except FileNotFoundError:
+        return False
+
+
 class Scanner:
     """Reads the log directory into the ledger; ``scan`` is one pass."""
 
@@ -90,7 +97,7 @@ class Scanner:
         log_dir: Path,
         *,
         max_line: int,
-        batch_size: int = 5000,
+        batch_size: int = 10_000,
         fragment_grace: float = 2.0,
         stop: threading.Event | None = None,
         on_progress: Callable[[int], None] | None = None,
@@ -120,13 +127,25 @@ class Scanner:
         report.last_seq = self.ledger.last_seq
         return report
 
-    def _open_segments(self) -> list[_Segment]:
-        """Open the log files newest first; return them oldest first, one per key.
+    def _open_segments(self, attempts: int = 20) -> list[_Segment]:
+        """Open the log files; return them oldest first, one per key.
 
-        Slots are probed one after the other rather than taken from a listing, which a
-        rotation could make stale: a file only ever moves to a higher slot, so a probe
-        going upwards meets every file that existed when it began, newer before older.
+        Slots are probed upwards, newest first: a file only ever moves to a higher slot,
+        so the probe meets every file that existed when it began. A rotation during the
+        probe can still let a file created meanwhile overtake an older one, so the probe
+        is repeated until every path still names the file opened through it (an open
+        file's inode cannot be reused, so an unchanged mapping means no rotation).
         """
+        for _ in range(attempts):
+            opened = self._probe()
+            if all(_still_at(seg) for seg in opened):
+                return opened
+            for seg in opened:
+                seg.file.close()
+        log.warning("log files kept rotating while being opened; this pass may be out of order")
+        return self._probe()
+
+    def _probe(self) -> list[_Segment]:
         opened: list[_Segment] = []
         keys: set[str] = set()
         highest = highest_slot(self.log_dir)
@@ -163,6 +182,9 @@ class Scanner:
         old_key, old_inode = previous
         if old_key is None or old_key == seg.key:
             return []
+        old = self.ledger.file(old_key)
+        if old is not None and old.path != LOG_NAME and old.inode == old_inode:
+            return []  # it was seen renamed: a rotation, whatever became of it since
         now = seg.key or "no complete line yet"
         if old_inode == seg.inode:
             message = (

@@ -80,8 +80,12 @@ def highest_slot(log_dir: Path) -> int:
 
 def file_key(fd: int, inode: int) -> str | None:
     """Return the key of the open file ``fd`` (see the module docstring), or None if none yet."""
-    head = os.pread(fd, RAW_KEEP + 1, 0)
+    # Most first lines are short: try a small read before the largest one.
+    head = os.pread(fd, 4096, 0)
     newline = head.find(b"\n")
+    if newline < 0 and len(head) == 4096:
+        head = os.pread(fd, RAW_KEEP + 1, 0)
+        newline = head.find(b"\n")
     if newline < 0:
         if len(head) <= RAW_KEEP:
             return None
