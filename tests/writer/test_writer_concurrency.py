@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -222,3 +223,74 @@ def test_child_forked_while_a_parent_thread_is_inside_record_can_record(log_dir:
     assert w.record("user.login")["seq"] == 3
     w.close()
     check_log(log_dir, 3, 10 * 1024 * 1024)
+
+
+KILLED_WORKER = textwrap.dedent(
+    """
+    import sys
+    from writer import AuditWriter
+
+    w = AuditWriter(sys.argv[1], max_bytes=16384, backups=100_000)
+    print("ready", flush=True)
+    n = 0
+    while True:
+        w.record("trip.update", details={"pad": "x" * (n % 300)})
+        n += 1
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_writers_killed_at_random_moments_leave_no_gap_and_no_repeat(log_dir: Path) -> None:
+    import random
+    import signal
+
+    from writer import decode
+
+    rounds = 4 if SHORT_MODE else 20
+    rng = random.Random(4)
+    for _ in range(rounds):
+        with contextlib.ExitStack() as stack:
+            workers = [
+                stack.enter_context(
+                    subprocess.Popen(
+                        [sys.executable, "-c", KILLED_WORKER, str(log_dir)],
+                        cwd=PROJECT,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+                for _ in range(2)
+            ]
+            for worker in workers:
+                assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+            # Let them write a random amount; where each one is when SIGKILL lands is up to chance.
+            target = written_bytes(log_dir) + rng.randint(2_000, 80_000)
+            deadline = time.monotonic() + 60
+            while written_bytes(log_dir) < target and time.monotonic() < deadline:
+                threading.Event().wait(0.002)
+            for worker in workers:
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=30)
+    with AuditWriter(log_dir, max_bytes=16384, backups=100_000) as w:
+        last = w.record("user.login")["seq"]
+    seen: list[int] = []
+    torn = 0
+    for path in log_files(log_dir):
+        for line in path.read_bytes().split(b"\n")[:-1]:
+            try:
+                seen.append(decode(line)["seq"])
+            except ValueError:
+                torn += 1  # a line cut short by SIGKILL in the middle of its write
+    assert seen == list(range(1, last + 1))  # in order, no gap, no repeat
+    assert torn <= 2 * rounds
+    assert last > 100 * rounds  # the writers really wrote between the kills
+
+
+def written_bytes(log_dir: Path) -> int:
+    total = 0
+    for path in log_dir.glob("trek.log*"):
+        with contextlib.suppress(FileNotFoundError):  # renamed by a rotation meanwhile
+            total += path.stat().st_size
+    return total
