@@ -1,0 +1,53 @@
+"""With the real AuditWriter: its rotations, its seq and its lines, indexed exactly once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from logfiles import Reader, wait_for
+
+from indexer import Indexer, read_status
+from writer import AuditWriter
+
+
+def test_events_recorded_across_the_writers_rotations_are_indexed_once_in_order(
+    data_dir: Path, log_dir: Path, db: Reader
+) -> None:
+    recorded: list[str] = []
+    with Indexer(data_dir, rescan_interval=0.05):
+        # About 25 KB a file and 150 KB in all: four backups keep every file on disk.
+        with AuditWriter(log_dir, max_bytes=25_000, backups=4) as writer:
+            for number in range(600):
+                event = writer.record(
+                    "trip.update",
+                    user={"id": number, "username": "alice", "email": None},
+                    resource=f"trip/{number}",
+                    details={"changed": ["title"], "n": number},
+                )
+                recorded.append(event["id"])
+        assert len(list(log_dir.glob("trek.log.*"))) == 4
+        wait_for(lambda: read_status(data_dir)["indexed"] == 600, what="600 rows")
+    rows = list(db.conn.execute("SELECT event_id, seq FROM audit_log ORDER BY id"))
+    assert [event_id for event_id, _ in rows] == recorded
+    assert [seq for _, seq in rows] == list(range(1, 601))
+    assert (db.gaps(), db.rejected(), db.incidents()) == ([], [], [])
+
+
+def test_threads_recording_at_once_are_all_indexed_without_gaps(
+    data_dir: Path, log_dir: Path, db: Reader
+) -> None:
+    with Indexer(data_dir, rescan_interval=0.05), AuditWriter(log_dir, max_bytes=40_000) as writer:
+
+        def record_many() -> None:
+            for number in range(150):
+                writer.record("user.login", ip=f"192.0.2.{number}")
+
+        threads = [threading.Thread(target=record_many) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wait_for(lambda: read_status(data_dir)["indexed"] == 600, what="600 rows")
+    assert sorted(db.seqs()) == list(range(1, 601))
+    assert db.gaps() == []
