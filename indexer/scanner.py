@@ -193,12 +193,26 @@ class Scanner:
             )
             return [("truncated", LOG_NAME, message)]
         if old_key not in present:
+            if (
+                old is not None
+                and old.last_seq is not None
+                and self._first_seq(seg) == old.last_seq + 1
+            ):
+                return []  # replaced once read to its end (as with no backups): nothing lost
             message = (
                 f"{LOG_NAME} was replaced: the file that began with {old_key} is no longer among "
                 f"the kept log files (deleted, moved away or rotated out unread); now {now}"
             )
             return [("replaced", LOG_NAME, message)]
         return []
+
+    @staticmethod
+    def _first_seq(seg: _Segment) -> int | None:
+        head = os.pread(seg.file.fileno(), 4096, 0)
+        try:
+            return decode(head.split(b"\n", 1)[0])["seq"]
+        except LineError:
+            return None
 
     def _index(self, seg: _Segment, present: set[str], report: ScanReport) -> None:
         ledger = self.ledger

@@ -191,3 +191,29 @@ def test_a_file_without_one_complete_line_is_left_for_later(
     append(log_dir / "trek.log", b"\n")
     index_once(data_dir)
     assert db.seqs() == [1]
+
+
+def test_a_trek_log_replaced_after_being_read_to_its_end_raises_no_alarm(
+    data_dir: Path, log_dir: Path, db: Reader
+) -> None:
+    append(log_dir / "trek.log", range(1, 11))
+    index_once(data_dir)
+    # What the writer does with no backups: the next file is renamed over trek.log.
+    append(log_dir / "fresh", range(11, 21))
+    os.rename(log_dir / "fresh", log_dir / "trek.log")
+    index_once(data_dir)
+    assert db.seqs() == list(range(1, 21))
+    assert db.incidents() == []
+
+
+def test_a_trek_log_replaced_before_being_read_to_its_end_is_reported(
+    data_dir: Path, log_dir: Path, db: Reader
+) -> None:
+    append(log_dir / "trek.log", range(1, 11))
+    index_once(data_dir)
+    append(log_dir / "trek.log", range(11, 16))  # never read
+    append(log_dir / "fresh", range(16, 21))
+    os.rename(log_dir / "fresh", log_dir / "trek.log")
+    index_once(data_dir)
+    assert db.gaps() == [(11, 15)]
+    assert [kind for kind, _ in db.incidents()] == ["replaced"]
