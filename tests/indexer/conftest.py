@@ -29,5 +29,3 @@ def db(data_dir: Path) -> Iterator[Reader]:
     reader = Reader(data_dir / "audit.db")
     yield reader
     reader.close()
-
-

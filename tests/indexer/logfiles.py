@@ -42,7 +42,7 @@ class Reader:
     def rejected(self) -> list[dict[str, Any]]:
         self.conn.row_factory = sqlite3.Row
         try:
-            rows = self.conn.execute('SELECT * FROM rejected_lines ORDER BY id').fetchall()
+            rows = self.conn.execute("SELECT * FROM rejected_lines ORDER BY id").fetchall()
             return [dict(row) for row in rows]
         finally:
             self.conn.row_factory = None
