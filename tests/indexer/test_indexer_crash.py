@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from logfiles import Reader, wait_for
+from logfiles import Reader, append, wait_for
 
 from indexer import Indexer, read_status
 from writer.line import decode
@@ -104,3 +104,55 @@ def test_kill_9_in_a_loop_while_writers_write_loses_and_repeats_nothing(
     status = read_status(data_dir)
     assert (status["indexed"], status["gaps"], status["rejected"]) == (2 * per_writer, [], 0)
     assert status["incidents"] == 0
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_a_long_catch_up_loses_and_repeats_nothing(
+    data_dir: Path, log_dir: Path, db: Reader
+) -> None:
+    per_file = 6_000 if SHORT else 20_000
+    for number, name in enumerate(["trek.log.2", "trek.log.1", "trek.log"]):
+        append(log_dir / name, range(number * per_file + 1, (number + 1) * per_file + 1))
+    total = 3 * per_file
+    rng = random.Random()
+    pause = threading.Event()
+    progress = []
+    for round_ in range(4 if SHORT else 10):
+        indexer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trek_audit",
+                "index",
+                "--once",
+                "-q",
+                "--wait",
+                "--data-dir",
+                str(data_dir),
+            ]
+        )
+        wait_for(
+            lambda p=indexer: read_status(data_dir)["running"] or p.poll() is not None,
+            timeout=30,
+            what="start-up",
+        )
+        if round_ % 2 == 0:
+            # Right after a batch committed: in the middle of the next one.
+            before = progress[-1] if progress else 0
+            wait_for(
+                lambda p=indexer, n=before: (
+                    read_status(data_dir)["indexed"] > n or p.poll() is not None
+                ),
+                timeout=60,
+                what="a batch",
+            )
+        else:
+            pause.wait(rng.uniform(0.0, 1.0))
+        indexer.send_signal(signal.SIGKILL)
+        indexer.wait()
+        progress.append(read_status(data_dir)["indexed"])
+    Indexer(data_dir).run_once()
+    assert db.seqs() == list(range(1, total + 1)), progress
+    status = read_status(data_dir)
+    assert (status["indexed"], status["gaps"], status["rejected"]) == (total, [], 0)
+    assert any(0 < done < total for done in progress), progress  # kills struck mid-way
