@@ -19,7 +19,9 @@ def no_leaked_threads() -> Iterator[None]:
     deadline = threading.Event()
     leaked: list[threading.Thread] = []
     for _ in range(50):
-        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+        leaked = [
+            t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon
+        ]
         if not leaked:
             break
         deadline.wait(0.05)
