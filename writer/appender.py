@@ -16,6 +16,17 @@ How it stays safe:
   missing number, so a rotation that crashed half way resumes without dropping a kept file.
 * After ``fork`` a child reopens the lock file (a ``flock`` belongs to the open file description,
   which a child shares with its parent), the state mapping and trek.log.
+* The event is serialised before any lock is taken, with placeholders for ``id``, ``seq`` and
+  ``ts`` (the first three values after ``v``); under the lock only those are spliced in.
+
+The C fast path (``writer/_fastappend.c``, used when built: see ``FAST_PATH``) does the common
+case of an append in one call: flock, a ``statx`` of trek.log's descriptor for its inode, link
+count and size, the id and ts, one ``write``, the new state, unlock. Whatever else comes up (first
+use, a state that does not match trek.log, an unlinked trek.log, a rotation due, a line too long,
+the file-size limit, a failed or short write, which it truncates away first) it hands back
+untouched, and the Python code below handles it exactly as without the extension. It looks
+trek.log up by name (to notice an outside rename) at most once a second for all writers of the
+directory, because the look-up costs as much as the write; the Python path does it every time.
 
 A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, whose default action kills the process. CPython
 ignores that signal at start-up, so the write fails with ``EFBIG`` instead; an embedding app that
@@ -30,7 +41,8 @@ the process. With ``fsync=True`` trek.log (and the directory, after a rotation) 
 
 Limits: all writers of one directory must use this module (or ``trek-audit record``), run as one
 user, on a local file system with working ``flock``. Outside tools must not rotate trek.log (no
-logrotate); an outside rename is noticed at the next ``record``, which starts a new trek.log.
+logrotate); an outside rename is noticed at the next ``record`` (within a second with the C
+fast path, lines until then go into the renamed file), which starts a new trek.log.
 Deleting the lock file while writers run is noticed at the next append that finds trek.log
 changed; until then two writers could briefly hold different locks.
 """
@@ -66,7 +78,18 @@ from .line import (
 )
 from .recovery import last_seq_in_tail
 
-__all__ = ["LOCK_FILE_NAME", "LOG_FILE_NAME", "AuditWriteError", "AuditWriter"]
+try:
+    from ._fastappend import append as _fast_append
+except ImportError:  # not built (no compiler at install time): the pure-Python path does it all
+    _fast_append = None
+
+__all__ = ["FAST_PATH", "LOCK_FILE_NAME", "LOG_FILE_NAME", "AuditWriteError", "AuditWriter"]
+
+# Whether the common case of an append runs in C (writer/_fastappend.c). Off when the extension
+# is not built, or when TREK_WRITER_PURE_PYTHON=1 was set when this module was first imported.
+FAST_PATH: bool = _fast_append is not None and os.environ.get(
+    "TREK_WRITER_PURE_PYTHON", ""
+).strip().lower() in ("", "0", "false", "no", "off")
 
 LOG_FILE_NAME = "trek.log"
 # Shippers watch trek.log*; the lock file must never match that pattern.
@@ -83,6 +106,9 @@ _STATE_VERSION = 1
 _STATE = struct.Struct("<4sIQQQQ")
 _STATE_BYTES = 4096  # one page, written out in full so the mapping never needs new blocks
 _NS_PER_S = 1_000_000_000
+# How orjson writes an event's first four keys with the placeholders record() puts in them.
+_PLACEHOLDER = b'{"v":1,"id":"","seq":0,"ts":"",'
+_PLACEHOLDER_LEN = len(_PLACEHOLDER)
 
 _LINE_BREAKERS = (
     (b"\xe2\x80\xa8", b"\\u2028"),
@@ -160,6 +186,7 @@ class AuditWriter:
         self.max_line_bytes = max_line_bytes
         self.fsync = bool(fsync)
         self._path_str = str(self.path)
+        self._path_bytes = os.fsencode(self.path)
         self._closed = False
         # Missing directories are created here; if that fails, record() reports why.
         with contextlib.suppress(OSError):
@@ -259,6 +286,7 @@ class AuditWriter:
             check_optional_str("ip", ip)
         if details is not None:
             check_details(details)
+        # Serialised before the lock, with placeholders for the three values that need it.
         event: dict[str, Any] = {
             "v": 1,
             "id": "",
@@ -270,85 +298,115 @@ class AuditWriter:
             "ip": ip,
             "details": details,
         }
+        body = _dumps(event, option=_OPT)
         with self._lock:
-            if self._closed:
-                raise ValueError("record() on a closed AuditWriter")
-            state = self._state
-            if state is None:
-                self._open_lock()
-                state = self._state
-                assert state is not None
-            try:
-                _flock(self._lock_fd, _LOCK_EX)
-            except OSError as error:  # e.g. ENOLCK on a network file system
-                raise AuditWriteError(
-                    f"cannot lock {self.lock_path}: {_describe(error)}", self.lock_path, error
-                ) from error
-            try:
-                # From here to the write, all raises leave the files and the state untouched.
-                magic, _version, seq, ino, size, last_ns = _STATE.unpack_from(state)
-                try:
-                    st = _stat(self._path_str)
-                    if st.st_ino != ino or st.st_size != size or magic != _MAGIC:
-                        raise FileNotFoundError  # the state is stale: resync below
-                    if ino != self._fd_ino:
-                        self._open_log()  # another process rotated
-                except OSError:
-                    state, seq, ino, size, last_ns = self._resync()
-                seq += 1
-
-                now = _time_ns()
-                if now < last_ns:  # ts never goes back in seq order, even if the clock does
-                    now = last_ns
-                second, ns = divmod(now, _NS_PER_S)
-                if second != self._ts_second:
-                    self._ts_second = second
-                    self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-                event["ts"] = f"{self._ts_prefix}.{ns // 1000:06d}Z"
-                ms = now // 1_000_000
-                if ms != self._id_ms:
-                    self._id_ms = ms
-                    self._id_prefix = uuid7_time_part(ms)
-                suffixes = self._id_suffixes
-                if not suffixes:
-                    suffixes = self._id_suffixes = uuid7_random_parts()
-                event["id"] = self._id_prefix + suffixes.pop()
-                event["seq"] = seq
-
-                line = _dumps(event, option=_OPT)
-                if b"\xe2\x80" in line or b"\xc2\x85" in line:
-                    for raw, escaped in _LINE_BREAKERS:
-                        line = line.replace(raw, escaped)
-                length = len(line)
-                if length > self.max_line_bytes:
-                    self._too_long(length)
-
-                if size and size + length > self.max_bytes:
-                    self._rotate()
-                    size = 0
-                    ino = self._fd_ino
-                elif self._needs_newline:  # trek.log ends in a partial line (a crash)
-                    line = b"\n" + line
-                    length += 1
-                if size + length > self._file_size_limit:
-                    # Past RLIMIT_FSIZE the kernel would send SIGXFSZ, which kills by default.
-                    self._write_failed(OSError(errno.EFBIG, os.strerror(errno.EFBIG)), size)
-                try:
-                    written = _write(self._fd, line)
-                except OSError as error:
-                    self._write_failed(error, size)
-                if written != length:
-                    self._write_rest(line, written, size)
-                self._needs_newline = False
-                self._last_seq = seq
-                _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, seq, ino, size + length, now)
-                if self.fsync:
-                    self._sync()
-            finally:
-                # _resync may have moved to a new lock file; closing the old one unlocked it.
-                if self._lock_fd >= 0:
-                    _flock(self._lock_fd, _LOCK_UN)
+            if FAST_PATH and not self._needs_newline:
+                seq = _fast_append(
+                    self._lock_fd,
+                    self._fd,
+                    self._fd_ino,
+                    self._state,
+                    self._path_bytes,
+                    event,
+                    body,
+                    self.max_bytes,
+                    self.max_line_bytes,
+                    self._file_size_limit,
+                )
+                if seq:
+                    self._last_seq = seq
+                    if self.fsync:
+                        self._sync()
+                    return event  # type: ignore[return-value]
+            self._append(event, body)
         return event  # type: ignore[return-value]
+
+    def _append(self, event: dict[str, Any], body: bytes) -> None:
+        """Append ``event`` (serialised as ``body`` with placeholders) and fill in id, seq, ts.
+
+        The general path: first use, resync, rotation, errors, and everything the C fast path
+        hands back. Called with the thread lock held; takes the file lock.
+        """
+        if self._closed:
+            raise ValueError("record() on a closed AuditWriter")
+        state = self._state
+        if state is None:
+            self._open_lock()
+            state = self._state
+            assert state is not None
+        tail = body[_PLACEHOLDER_LEN:]
+        if b"\xe2\x80" in tail or b"\xc2\x85" in tail:
+            for raw, escaped in _LINE_BREAKERS:
+                tail = tail.replace(raw, escaped)
+        try:
+            _flock(self._lock_fd, _LOCK_EX)
+        except OSError as error:  # e.g. ENOLCK on a network file system
+            raise AuditWriteError(
+                f"cannot lock {self.lock_path}: {_describe(error)}", self.lock_path, error
+            ) from error
+        try:
+            # From here to the write, all raises leave the files and the state untouched.
+            magic, _version, seq, ino, size, last_ns = _STATE.unpack_from(state)
+            try:
+                st = _stat(self._path_str)
+                if st.st_ino != ino or st.st_size != size or magic != _MAGIC:
+                    raise FileNotFoundError  # the state is stale: resync below
+                if ino != self._fd_ino:
+                    self._open_log()  # another process rotated
+            except OSError:
+                state, seq, ino, size, last_ns = self._resync()
+            seq += 1
+
+            now = _time_ns()
+            if now < last_ns:  # ts never goes back in seq order, even if the clock does
+                now = last_ns
+            second, ns = divmod(now, _NS_PER_S)
+            if second != self._ts_second:
+                self._ts_second = second
+                self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            ts = f"{self._ts_prefix}.{ns // 1000:06d}Z"
+            ms = now // 1_000_000
+            if ms != self._id_ms:
+                self._id_ms = ms
+                self._id_prefix = uuid7_time_part(ms)
+            suffixes = self._id_suffixes
+            if not suffixes:
+                suffixes = self._id_suffixes = uuid7_random_parts()
+            event_id = self._id_prefix + suffixes.pop()
+
+            line = f'{{"v":1,"id":"{event_id}","seq":{seq},"ts":"{ts}",'.encode() + tail
+            length = len(line)
+            if length > self.max_line_bytes:
+                self._too_long(length)
+
+            if size and size + length > self.max_bytes:
+                self._rotate()
+                size = 0
+                ino = self._fd_ino
+            elif self._needs_newline:  # trek.log ends in a partial line (a crash)
+                line = b"\n" + line
+                length += 1
+            if size + length > self._file_size_limit:
+                # Past RLIMIT_FSIZE the kernel would send SIGXFSZ, which kills by default.
+                self._write_failed(OSError(errno.EFBIG, os.strerror(errno.EFBIG)), size)
+            try:
+                written = _write(self._fd, line)
+            except OSError as error:
+                self._write_failed(error, size)
+            if written != length:
+                self._write_rest(line, written, size)
+            self._needs_newline = False
+            self._last_seq = seq
+            _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, seq, ino, size + length, now)
+            event["id"] = event_id
+            event["seq"] = seq
+            event["ts"] = ts
+            if self.fsync:
+                self._sync()
+        finally:
+            # _resync may have moved to a new lock file; closing the old one unlocked it.
+            if self._lock_fd >= 0:
+                _flock(self._lock_fd, _LOCK_UN)
 
     def _too_long(self, size: int) -> NoReturn:
         raise ValueError(

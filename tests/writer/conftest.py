@@ -1,7 +1,12 @@
-"""Fixtures for the writer's tests: a log directory, a CLI runner, a small tmpfs."""
+"""Fixtures for the writer's tests: a log directory, a CLI runner, a small tmpfs.
+
+Every writer test runs twice, once with the C fast path and once with the pure-Python path
+(``writer_path``), except tests marked ``python_path_only``.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -9,6 +14,45 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+import writer.appender as appender
+
+PURE_PYTHON_ENV = "TREK_WRITER_PURE_PYTHON"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "python_path_only: tests the pure-Python append path itself (e.g. faults injected into "
+        "its os.write), so it runs on that path only",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "writer_path" in metafunc.fixturenames:
+        only_python = metafunc.definition.get_closest_marker("python_path_only") is not None
+        paths = ["python"] if only_python else ["c", "python"]
+        metafunc.parametrize("writer_path", paths, indirect=True, ids=[f"{p}-path" for p in paths])
+
+
+@pytest.fixture(autouse=True)
+def writer_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which append path the writer takes: "c" (the fast path) or "python".
+
+    Also sets TREK_WRITER_PURE_PYTHON for the child interpreters a test starts.
+    """
+    path: str = request.param
+    if path == "c":
+        if appender._fast_append is None:
+            if os.environ.get(PURE_PYTHON_ENV):
+                pytest.skip("the C fast path is not built and TREK_WRITER_PURE_PYTHON is set")
+            pytest.fail("the C fast path (writer/_fastappend.c) is not built in this install")
+        monkeypatch.setattr(appender, "FAST_PATH", True)
+        monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
+    else:
+        monkeypatch.setattr(appender, "FAST_PATH", False)
+        monkeypatch.setenv(PURE_PYTHON_ENV, "1")
+    return path
 
 
 @pytest.fixture

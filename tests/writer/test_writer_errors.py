@@ -29,6 +29,7 @@ def assert_clean(log_dir: Path, expected_seqs: list[int]) -> None:
 # -- in the test process ---------------------------------------------------------------------
 
 
+@pytest.mark.python_path_only  # injects faults into the Python path's os.write
 def test_short_write_then_error_leaves_no_partial_line_and_uses_no_seq(
     log_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -59,6 +60,7 @@ def test_short_write_then_error_leaves_no_partial_line_and_uses_no_seq(
     assert_clean(log_dir, [1, 2])
 
 
+@pytest.mark.python_path_only  # injects faults into the Python path's os.write
 def test_short_writes_that_complete_the_line_are_fine(
     log_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

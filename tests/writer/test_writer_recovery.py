@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from writer_support import assert_no_gaps, seqs
 
 from writer import AuditWriter
@@ -115,6 +118,8 @@ def test_lines_appended_by_something_else_are_counted_before_rotating(log_dir: P
         assert path.stat().st_size <= 600
 
 
+# The C path looks trek.log up by name at most once a second (the next test covers it).
+@pytest.mark.python_path_only
 def test_a_trek_log_renamed_by_something_else_is_never_written_again(log_dir: Path) -> None:
     with AuditWriter(log_dir) as w:
         w.record("user.login")
@@ -126,3 +131,26 @@ def test_a_trek_log_renamed_by_something_else_is_never_written_again(log_dir: Pa
     assert (log_dir / "moved-away.log").read_bytes().count(b"\n") == 1
     assert (log_dir / "moved-again.log").read_bytes().count(b"\n") == 1
     assert seqs(log_dir) == [3]
+
+
+def test_a_trek_log_renamed_by_something_else_stops_getting_lines_within_a_second(
+    log_dir: Path,
+) -> None:
+    pace = threading.Event()
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        os.rename(log_dir / "trek.log", log_dir / "moved-away.log")
+        renamed_at = time.monotonic()
+        while not (log_dir / "trek.log").exists():
+            assert time.monotonic() - renamed_at < 5, "still writing into the renamed file"
+            w.record("user.login")
+            pace.wait(0.01)
+        noticed_after = time.monotonic() - renamed_at
+        moved_lines = (log_dir / "moved-away.log").read_bytes().count(b"\n")
+        for _ in range(3):
+            w.record("user.login")
+    assert noticed_after < 1.5
+    assert (log_dir / "moved-away.log").read_bytes().count(b"\n") == moved_lines
+    new_seqs = seqs(log_dir)
+    assert new_seqs == list(range(moved_lines + 1, moved_lines + 1 + len(new_seqs)))
+    assert len(new_seqs) >= 4

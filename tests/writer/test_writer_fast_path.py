@@ -1,0 +1,293 @@
+"""The C fast path: built and used, byte-identical lines, and a clean hand-back otherwise."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from writer_support import seqs
+
+import writer.appender as appender
+from writer import AuditWriter, encode
+
+PROJECT = Path(__file__).parents[2]
+STATE = struct.Struct("<4sIQQQQ")
+
+needs_c = pytest.mark.skipif(
+    appender._fast_append is None and bool(os.environ.get("TREK_WRITER_PURE_PYTHON")),
+    reason="the C fast path is not built and TREK_WRITER_PURE_PYTHON is set",
+)
+
+
+@needs_c
+def test_the_c_fast_path_is_built_and_used_for_the_common_case(
+    log_dir: Path, writer_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert appender._fast_append is not None, "writer/_fastappend.c was not built"
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")  # first use: the general path opens and syncs the state
+
+        def general_path(*args: Any) -> None:
+            raise AssertionError("the general path ran")
+
+        if writer_path == "c":
+            monkeypatch.setattr(w, "_append", general_path)
+            assert w.record("user.logout", details={"a": 1})["seq"] == 2
+        else:
+            calls: list[object] = []
+            real = w._append
+            monkeypatch.setattr(w, "_append", lambda *args: calls.append(args) or real(*args))
+            assert w.record("user.logout")["seq"] == 2
+            assert len(calls) == 1
+
+
+@needs_c
+@pytest.mark.parametrize(
+    ("setting", "expected"), [("", True), ("0", True), ("1", False), ("true", False)]
+)
+def test_trek_writer_pure_python_turns_the_fast_path_off(setting: str, expected: bool) -> None:
+    env = {**os.environ, "TREK_WRITER_PURE_PYTHON": setting}
+    result = subprocess.run(
+        [sys.executable, "-c", "import writer.appender as a; print(a.FAST_PATH)"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.strip() == str(expected)
+
+
+awkward_text = st.text(
+    alphabet=st.sampled_from(["a", "\u2028", "\u2029", "\x85", "\n", "\r", '"', "\\", "\x1b", "é"])
+    | st.characters(exclude_categories=("Cs",)),  # lone surrogates are not UTF-8
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=awkward_text,
+    resource_name=st.none() | awkward_text,
+    details=st.none()
+    | st.dictionaries(awkward_text, awkward_text | st.integers(-(2**63), 2**63 - 1), max_size=4),
+)
+def test_lines_are_byte_identical_to_line_encode(
+    log_dir: Path, name: str, resource_name: str | None, details: dict[str, Any] | None
+) -> None:
+    with AuditWriter(log_dir) as w:
+        start = (log_dir / "trek.log").stat().st_size if (log_dir / "trek.log").exists() else 0
+        events = [
+            w.record(
+                "user.login",
+                user={"id": 7, "username": name, "email": None},
+                resource=resource_name,
+                details=details,
+            )
+            for _ in range(3)
+        ]
+    written = (log_dir / "trek.log").read_bytes()[start:]
+    assert written == b"".join(encode(event) for event in events)  # type: ignore[arg-type]
+
+
+def test_ts_is_clamped_to_the_last_one_in_the_state_when_the_clock_is_behind(
+    log_dir: Path,
+) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        state = w._state
+        assert state is not None
+        future_ns = 4102444800_123456_000  # 2100-01-01T00:00:00.123456Z
+        fields = list(STATE.unpack_from(state))
+        fields[5] = future_ns
+        STATE.pack_into(state, 0, *fields)
+        event = w.record("user.login")
+        assert event["ts"] == "2100-01-01T00:00:00.123456Z"
+        assert event["id"].startswith(f"{future_ns // 1_000_000:012x}"[:8])
+        assert STATE.unpack_from(state)[5] == future_ns
+    assert seqs(log_dir) == [1, 2]
+
+
+def test_forked_children_never_reuse_the_parents_random_id_bits(
+    log_dir: Path, writer_path: str
+) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")  # the parent's random pool is now filled
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ids = [w.record("user.login")["id"] for _ in range(20)]
+                os.write(write_end, orjson.dumps(ids))
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        parent_ids = [w.record("user.login")["id"] for _ in range(20)]
+        with os.fdopen(read_end, "rb") as reader:
+            child_ids = orjson.loads(reader.read())
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    random_parts = [event_id[15:] for event_id in parent_ids + child_ids]
+    assert len(child_ids) == 20
+    assert len(set(random_parts)) == 40
+
+
+# -- the C function itself: every case it does not handle leaves everything untouched ----------
+
+
+class Prepared:
+    """A writer after one event (descriptors open, state in sync) and the arguments for append."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.writer = AuditWriter(log_dir)
+        self.writer.record("user.login")
+        self.log = log_dir / "trek.log"
+        self.event: dict[str, Any] = {
+            "v": 1,
+            "id": "",
+            "seq": 0,
+            "ts": "",
+            "action": "trip.update",
+            "user": None,
+            "resource": "trip/1",
+            "ip": None,
+            "details": {"pad": "x" * 100},
+        }
+
+    def args(self, **changes: Any) -> list[Any]:
+        w = self.writer
+        values = {
+            "lock_fd": w._lock_fd,
+            "log_fd": w._fd,
+            "log_ino": w._fd_ino,
+            "state": w._state,
+            "path": w._path_bytes,
+            "event": self.event,
+            "body": orjson.dumps(self.event, option=orjson.OPT_APPEND_NEWLINE),
+            "max_bytes": w.max_bytes,
+            "max_line_bytes": w.max_line_bytes,
+            "file_size_limit": 1 << 62,
+        }
+        values.update(changes)
+        return list(values.values())
+
+    def snapshot(self) -> tuple[bytes, bytes]:
+        state = self.writer._state
+        assert state is not None
+        return self.log.read_bytes(), bytes(state[: STATE.size])
+
+
+@needs_c
+def test_fast_append_writes_the_line_and_returns_its_seq(log_dir: Path) -> None:
+    prepared = Prepared(log_dir)
+    fast_append = appender._fast_append
+    assert fast_append is not None
+    before, _ = prepared.snapshot()
+    assert fast_append(*prepared.args()) == 2
+    after, state = prepared.snapshot()
+    assert after == before + encode(prepared.event)  # type: ignore[arg-type]
+    assert STATE.unpack(state)[2:5] == (2, prepared.writer._fd_ino, len(after))
+    prepared.writer.close()
+
+
+def _outside_append(prepared: Prepared) -> dict[str, Any]:
+    with open(prepared.log, "ab") as log:
+        log.write(b"x\n")
+    return {}
+
+
+def _unlinked(prepared: Prepared) -> dict[str, Any]:
+    prepared.log.unlink()
+    return {}
+
+
+def _damaged_state(prepared: Prepared) -> dict[str, Any]:
+    state = prepared.writer._state
+    assert state is not None
+    state[0:4] = b"XXXX"
+    return {}
+
+
+def _read_only_descriptor(prepared: Prepared) -> dict[str, Any]:
+    return {"log_fd": os.open(prepared.log, os.O_RDONLY | os.O_CLOEXEC)}  # write fails: EBADF
+
+
+HAND_BACKS: list[tuple[str, Callable[[Prepared], dict[str, Any]]]] = [
+    ("rotation-due", lambda p: {"max_bytes": p.log.stat().st_size + 50}),
+    ("line-too-long", lambda p: {"max_line_bytes": 150}),
+    ("past-the-file-size-limit", lambda p: {"file_size_limit": p.log.stat().st_size + 50}),
+    ("another-process-rotated", lambda p: {"log_ino": p.writer._fd_ino + 1}),
+    ("outside-append", _outside_append),
+    ("trek-log-unlinked", _unlinked),
+    ("damaged-state", _damaged_state),
+    ("failed-write", _read_only_descriptor),
+    ("no-state-yet", lambda p: {"state": None}),
+]
+
+
+@needs_c
+@pytest.mark.parametrize("change", [c for _, c in HAND_BACKS], ids=[n for n, _ in HAND_BACKS])
+def test_fast_append_hands_back_without_touching_anything(
+    log_dir: Path, change: Callable[[Prepared], dict[str, Any]]
+) -> None:
+    prepared = Prepared(log_dir)
+    fast_append = appender._fast_append
+    assert fast_append is not None
+    changes = change(prepared)
+    before = prepared.snapshot() if prepared.log.exists() else None
+    try:
+        assert fast_append(*prepared.args(**changes)) == 0
+        if before is not None:
+            assert prepared.snapshot() == before
+        assert (prepared.event["id"], prepared.event["seq"], prepared.event["ts"]) == ("", 0, "")
+        # ...and the lock is free again.
+        fcntl.flock(prepared.writer._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(prepared.writer._lock_fd, fcntl.LOCK_UN)
+    finally:
+        if "log_fd" in changes:
+            os.close(changes["log_fd"])
+        prepared.writer.close()
+
+
+@needs_c
+@pytest.mark.timeout(60)
+def test_fast_append_truncates_a_short_write_away_and_hands_back(log_dir: Path) -> None:
+    fast_append = appender._fast_append
+    assert fast_append is not None
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # RLIMIT_FSIZE is per process: lower it in a child only
+        try:
+            prepared = Prepared(log_dir)  # a forked child reopens everything anyway
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+            # 60 more bytes fit: the kernel writes part of the line and stops there.
+            limit = prepared.log.stat().st_size + 60
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+            short = fast_append(*prepared.args())  # told the limit is far away
+            size_after = prepared.log.stat().st_size
+            resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+            again = fast_append(*prepared.args())
+            os.write(write_end, f"{short} {limit - 60 - size_after} {again}".encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        result = reader.read()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    # Handed back with trek.log as it was, then fine once the limit was lifted.
+    assert result == b"0 0 2"
+    assert seqs(log_dir) == [1, 2]  # no piece of the short write is left
