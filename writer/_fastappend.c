@@ -31,6 +31,7 @@
 #include <fcntl.h>
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -52,7 +53,7 @@
 #define STACK_LINE 4096
 #define NS_PER_S 1000000000ULL
 
-static PyObject *key_id, *key_seq, *key_ts;
+static PyObject *key_id, *key_seq, *key_ts, *key_username, *key_email;
 
 /* Random bytes for the ids, drawn from getrandom() in bulk. A forked child forgets the pool
  * (pthread_atfork), so it never hands out its parent's bytes. */
@@ -377,11 +378,123 @@ done:
     return result;
 }
 
+/* -- the common case of the argument checks ------------------------------------------------- */
+
+#define MAX_DEPTH 64 /* deeper details go to the Python check */
+
+static int is_json_value(PyObject *value, int depth);
+
+static int
+is_json_object(PyObject *dict, int depth)
+{
+    PyObject *key, *value;
+    Py_ssize_t position = 0;
+    if (depth > MAX_DEPTH)
+        return 0;
+    while (PyDict_Next(dict, &position, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || !is_json_value(value, depth))
+            return 0;
+    }
+    return 1;
+}
+
+/* Exactly the values line.check_details accepts without a word: str, None, bool, int in the
+ * 64-bit range, finite float, and dicts (str keys) and lists of these. */
+static int
+is_json_value(PyObject *value, int depth)
+{
+    if (PyUnicode_CheckExact(value) || value == Py_None || PyBool_Check(value))
+        return 1;
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (number == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        return overflow == 0;
+    }
+    if (PyFloat_CheckExact(value))
+        return isfinite(PyFloat_AS_DOUBLE(value));
+    if (PyDict_CheckExact(value))
+        return is_json_object(value, depth + 1);
+    if (PyList_CheckExact(value)) {
+        if (depth + 1 > MAX_DEPTH)
+            return 0;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(value); i++) {
+            if (!is_json_value(PyList_GET_ITEM(value, i), depth + 1))
+                return 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static PyObject *
+plain_details(PyObject *module, PyObject *details)
+{
+    (void)module;
+    return PyBool_FromLong(PyDict_CheckExact(details) && is_json_object(details, 0));
+}
+
+/* A copy of user in canonical form (id, username, email in that order) when it is a plain dict
+ * of those keys with a 64-bit int or None and strs or None; None when line.check_user must look. */
+static PyObject *
+canonical_user(PyObject *module, PyObject *user)
+{
+    (void)module;
+    if (!PyDict_CheckExact(user) || PyDict_GET_SIZE(user) > 3)
+        Py_RETURN_NONE;
+    PyObject *id = PyDict_GetItemWithError(user, key_id);
+    PyObject *username = id == NULL && PyErr_Occurred() ? NULL
+                                                        : PyDict_GetItemWithError(user, key_username);
+    PyObject *email = username == NULL && PyErr_Occurred() ? NULL
+                                                           : PyDict_GetItemWithError(user, key_email);
+    if (PyErr_Occurred())
+        return NULL;
+    if ((id != NULL) + (username != NULL) + (email != NULL) != PyDict_GET_SIZE(user))
+        Py_RETURN_NONE; /* an unknown key */
+    if (id == NULL)
+        id = Py_None;
+    if (username == NULL)
+        username = Py_None;
+    if (email == NULL)
+        email = Py_None;
+    if (id != Py_None) {
+        int overflow;
+        if (!PyLong_CheckExact(id))
+            Py_RETURN_NONE;
+        long long number = PyLong_AsLongLongAndOverflow(id, &overflow);
+        if (number == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow != 0)
+            Py_RETURN_NONE;
+    }
+    if ((username != Py_None && !PyUnicode_CheckExact(username)) ||
+        (email != Py_None && !PyUnicode_CheckExact(email)))
+        Py_RETURN_NONE;
+    PyObject *copy = PyDict_New();
+    if (copy == NULL)
+        return NULL;
+    if (PyDict_SetItem(copy, key_id, id) < 0 || PyDict_SetItem(copy, key_username, username) < 0 ||
+        PyDict_SetItem(copy, key_email, email) < 0) {
+        Py_DECREF(copy);
+        return NULL;
+    }
+    return copy;
+}
+
 static PyMethodDef methods[] = {
     {"append", (PyCFunction)(void (*)(void))fast_append, METH_FASTCALL,
      "append(lock_fd, log_fd, log_ino, state, path, event, body, max_bytes, max_line_bytes, "
      "file_size_limit) -> int\n\nAppend one event line in the common case and return its seq; "
      "0 means nothing was done and the general path must handle this event."},
+    {"plain_details", plain_details, METH_O,
+     "plain_details(details) -> bool\n\nTrue if details is a dict that line.check_details "
+     "accepts as it is; False when that check must look (and maybe raise)."},
+    {"canonical_user", canonical_user, METH_O,
+     "canonical_user(user) -> dict | None\n\nThe user in canonical form when it is plainly "
+     "valid; None when line.check_user must look (and maybe raise)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -396,7 +509,10 @@ PyInit__fastappend(void)
     key_id = PyUnicode_InternFromString("id");
     key_seq = PyUnicode_InternFromString("seq");
     key_ts = PyUnicode_InternFromString("ts");
-    if (key_id == NULL || key_seq == NULL || key_ts == NULL)
+    key_username = PyUnicode_InternFromString("username");
+    key_email = PyUnicode_InternFromString("email");
+    if (key_id == NULL || key_seq == NULL || key_ts == NULL || key_username == NULL ||
+        key_email == NULL)
         return NULL;
     if (pthread_atfork(NULL, NULL, forget_pool) != 0) {
         PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");

@@ -80,8 +80,10 @@ from .recovery import last_seq_in_tail
 
 try:
     from ._fastappend import append as _fast_append
+    from ._fastappend import canonical_user as _canonical_user
+    from ._fastappend import plain_details as _plain_details
 except ImportError:  # not built (no compiler at install time): the pure-Python path does it all
-    _fast_append = None
+    _fast_append = _canonical_user = _plain_details = None
 
 __all__ = ["FAST_PATH", "LOCK_FILE_NAME", "LOG_FILE_NAME", "AuditWriteError", "AuditWriter"]
 
@@ -278,13 +280,16 @@ class AuditWriter:
         # cases are tested inline; the check_* functions explain what is wrong.
         if type(action) is not str or (action not in _CATALOG and _action_match(action) is None):
             check_action(action)
+        # With the C fast path, C confirms the plainly valid user and details; anything else
+        # gets the Python checks, which say what is wrong.
+        fast = FAST_PATH
         if user is not None:
-            user = check_user(user)
+            user = (fast and _canonical_user(user)) or check_user(user)
         if resource is not None and type(resource) is not str:
             check_optional_str("resource", resource)
         if ip is not None and type(ip) is not str:
             check_optional_str("ip", ip)
-        if details is not None:
+        if details is not None and not (fast and _plain_details(details)):
             check_details(details)
         # Serialised before the lock, with placeholders for the three values that need it.
         event: dict[str, Any] = {
@@ -300,7 +305,7 @@ class AuditWriter:
         }
         body = _dumps(event, option=_OPT)
         with self._lock:
-            if FAST_PATH and not self._needs_newline:
+            if fast and not self._needs_newline:
                 seq = _fast_append(
                     self._lock_fd,
                     self._fd,

@@ -21,6 +21,7 @@ from writer_support import seqs
 
 import writer.appender as appender
 from writer import AuditWriter, encode
+from writer.line import check_details, check_user
 
 PROJECT = Path(__file__).parents[2]
 STATE = struct.Struct("<4sIQQQQ")
@@ -291,3 +292,79 @@ def test_fast_append_truncates_a_short_write_away_and_hands_back(log_dir: Path) 
     # Handed back with trek.log as it was, then fine once the limit was lifted.
     assert result == b"0 0 2"
     assert seqs(log_dir) == [1, 2]  # no piece of the short write is left
+
+
+# -- the C argument checks agree with the Python ones ------------------------------------------
+
+json_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=5)
+    | st.binary(max_size=3)
+    | st.tuples(st.integers())
+)
+nested = st.recursive(
+    json_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=3) | st.integers(0, 3), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(details=st.dictionaries(st.text(max_size=3), nested, max_size=4))
+def test_c_details_check_accepts_exactly_what_the_python_check_accepts(
+    details: dict[str, Any],
+) -> None:
+    plain_details = appender._plain_details
+    assert plain_details is not None
+    try:
+        check_details(details)
+        valid = True
+    except (TypeError, ValueError):
+        valid = False
+    assert plain_details(details) is valid
+
+
+@needs_c
+def test_c_details_check_leaves_very_deep_details_to_python() -> None:
+    plain_details = appender._plain_details
+    assert plain_details is not None
+    deep: dict[str, Any] = {}
+    inner = deep
+    for _ in range(200):
+        inner["x"] = {}
+        inner = inner["x"]
+    assert plain_details(deep) is False
+    assert plain_details({"x": [[[{"y": 1}]]]}) is True
+
+
+users = st.dictionaries(
+    st.sampled_from(["id", "username", "email", "name"]),
+    st.none() | st.integers(-(2**64), 2**64) | st.text(max_size=3) | st.booleans(),
+    max_size=4,
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(user=users | st.none() | st.lists(st.integers(), max_size=2))
+def test_c_user_check_gives_the_canonical_user_or_leaves_it_to_python(user: Any) -> None:
+    canonical_user = appender._canonical_user
+    assert canonical_user is not None
+    try:
+        expected = check_user(user)
+    except (TypeError, ValueError):
+        expected = None
+    result = canonical_user(user)
+    if result is not None:
+        assert result == expected
+        assert list(result) == ["id", "username", "email"]
+        assert result is not user
+    elif type(user) is dict and expected is not None:
+        pytest.fail(f"C left a plainly valid user to Python: {user!r}")
