@@ -16,8 +16,9 @@ def test_events_recorded_across_the_writers_rotations_are_indexed_once_in_order(
 ) -> None:
     recorded: list[str] = []
     with Indexer(data_dir, rescan_interval=0.05):
-        # About 25 KB a file and 150 KB in all: four backups keep every file on disk.
-        with AuditWriter(log_dir, max_bytes=25_000, backups=4) as writer:
+        # Six files of about 25 KB: five backups keep every one on disk, so none can be
+        # rotated out (a gap) before the indexer has read it, however fast the writer is.
+        with AuditWriter(log_dir, max_bytes=25_000, backups=5) as writer:
             for number in range(600):
                 event = writer.record(
                     "trip.update",
@@ -26,7 +27,7 @@ def test_events_recorded_across_the_writers_rotations_are_indexed_once_in_order(
                     details={"changed": ["title"], "n": number},
                 )
                 recorded.append(event["id"])
-        assert len(list(log_dir.glob("trek.log.*"))) == 4
+        assert len(list(log_dir.glob("trek.log.*"))) == 5
         wait_for(lambda: read_status(data_dir)["indexed"] == 600, what="600 rows")
     rows = list(db.conn.execute("SELECT event_id, seq FROM audit_log ORDER BY id"))
     assert [event_id for event_id, _ in rows] == recorded
