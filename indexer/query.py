@@ -46,7 +46,8 @@ _COLUMNS = (
     "details",
 )
 _INT64_MAX = 2**63 - 1
-_TOKEN = re.compile(r"\S+")
+# A NUL ends an FTS5 string literal early ("unterminated string"), so it separates words too.
+_TOKEN = re.compile(r"[^\s\x00]+")
 T = TypeVar("T")
 
 

@@ -9,9 +9,11 @@ from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from webui_support import insert_rows, make_row
 
-from indexer.query import AuditQuery, Filter
+from indexer.query import AuditQuery, Filter, fts_query
 
 AddRows = Callable[..., list[dict[str, Any]]]
 
@@ -229,6 +231,8 @@ def test_bad_parameter_is_400_naming_it(
         "AND",
         "(",
         "'; DROP TABLE audit_log; --",
+        "trip\x00",
+        "\x00*",
     ],
 )
 def test_search_text_is_never_fts_syntax(
@@ -238,6 +242,22 @@ def test_search_text_is_never_fts_syntax(
     response = admin_client.get("/api/admin/audit?" + urlencode({"q": q}))
     assert response.status_code == 200
     assert response.json["total"] == len(response.json["entries"])
+    for path in ("/admin/audit", "/admin/audit/chart.svg"):
+        assert admin_client.get(path + "?" + urlencode({"q": q})).status_code == 200
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text())
+def test_any_search_text_is_a_valid_full_text_query(text: str) -> None:
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(body)")
+        conn.execute("INSERT INTO t (body) VALUES ('trip update')")
+        match = fts_query(text)
+        if match is not None:
+            conn.execute("SELECT count(*) FROM t WHERE t MATCH ?", (match,)).fetchone()
+    finally:
+        conn.close()
 
 
 def test_unfiltered_total_is_the_indexer_counter(
