@@ -20,8 +20,19 @@ def _accounts() -> Accounts:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never an absolute or scheme-relative URL (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path on this site: never an absolute or scheme-relative URL (no open redirect).
+
+    Browsers drop tabs and newlines from a URL, so ``/<TAB>/evil.example`` would become
+    ``//evil.example``; and a newline cannot go into a header. A path we built ourselves is
+    percent-encoded, so any control character or space means it is not one of ours.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(char) <= 0x20 or ord(char) == 0x7F for char in target)
+    ):
         return target
     return url_for("audit.audit_page")
 

@@ -136,18 +136,32 @@ def test_pages_have_no_inline_script(admin_client: FlaskClient, db: object) -> N
         assert " on" + "click=" not in html and "javascript:" not in html
 
 
-def test_login_redirect_never_leaves_the_site(client: FlaskClient) -> None:
+HOSTILE_NEXT = [
+    "//evil.example/x",
+    "https://evil.example/",
+    "javascript:alert(1)",
+    "/\\evil.example",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r\nSet-Cookie: x=1",
+    "/ /evil.example",
+    "/\x00/evil.example",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT, ids=[repr(t) for t in HOSTILE_NEXT])
+def test_login_redirect_never_leaves_the_site(client: FlaskClient, target: str) -> None:
     token = csrf_from(client.get("/login").get_data(as_text=True))
     response = client.post(
         "/login",
-        data={
-            "username": ADMIN[0],
-            "password": ADMIN[1],
-            "csrf_token": token,
-            "next": "//evil.example/x",
-        },
+        data={"username": ADMIN[0], "password": ADMIN[1], "csrf_token": token, "next": target},
     )
+    assert response.status_code == 302
     assert response.headers["Location"] == "/admin/audit"
+    # Signed in already, GET /login follows ``next`` too.
+    again = client.get("/login", query_string={"next": target})
+    assert again.status_code == 302
+    assert again.headers["Location"] == "/admin/audit"
 
 
 def test_login_returns_to_the_page_asked_for(client: FlaskClient) -> None:
