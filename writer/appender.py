@@ -104,7 +104,8 @@ _DIR_MODE = 0o750
 _MAGIC = b"TRKA"
 _STATE_VERSION = 1
 # magic, version, last used seq, inode of trek.log, size trek.log has after the last append,
-# time of the last event in ns.
+# time of the last event in ns. Bytes 40..47 (after the struct) belong to the C fast path: when it
+# last looked trek.log up by name, in ns (zero in a new page; this code leaves them alone).
 _STATE = struct.Struct("<4sIQQQQ")
 _STATE_BYTES = 4096  # one page, written out in full so the mapping never needs new blocks
 _NS_PER_S = 1_000_000_000
