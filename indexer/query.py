@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from .schema import connect
+from .schema import connect, schema_version
 
 __all__ = [
     "AuditQuery",
@@ -210,10 +210,24 @@ class AuditQuery:
 
     @classmethod
     def open(cls, path: str | Path) -> AuditQuery:
-        """Open audit.db read-only; FileNotFoundError when the indexer has not created it yet."""
+        """Open audit.db read-only; FileNotFoundError when the indexer has not created it yet.
+
+        A file without the tables yet (empty, or the first migration not committed) counts
+        as not created: every query would fail on it. A file that is not a database at all
+        raises sqlite3.DatabaseError.
+        """
         if not Path(path).exists():
             raise FileNotFoundError(f"no audit database at {path}: start the indexer first")
-        return cls(connect(path, readonly=True))
+        conn = connect(path, readonly=True)
+        try:
+            created = schema_version(conn) >= 1
+        except BaseException:
+            conn.close()
+            raise
+        if not created:
+            conn.close()
+            raise FileNotFoundError(f"the audit database at {path} is being created by the indexer")
+        return cls(conn)
 
     def close(self) -> None:
         self.conn.close()

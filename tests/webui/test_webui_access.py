@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from flask.testing import FlaskClient
 from webui_support import ADMIN, csrf_from, log_in
+
+from webui.entries import CSV_HEADER
 
 PAGES = [
     "/",
@@ -60,6 +66,36 @@ def test_pages_work_before_the_indexer_created_the_database(admin_client: FlaskC
     page = admin_client.get("/admin/audit").get_data(as_text=True)
     assert "no audit database yet" in page
     assert admin_client.get("/api/admin/audit").json["total"] == 0
+
+
+def _empty_file(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _database_without_tables(path: Path) -> None:
+    # What a reader sees while the indexer's first migration is still in its transaction.
+    sqlite3.connect(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "prepare", [_empty_file, _database_without_tables], ids=["empty-file", "not-migrated-yet"]
+)
+def test_pages_work_while_the_indexer_is_creating_the_database(
+    admin_client: FlaskClient, data_dir: Path, prepare: Callable[[Path], None]
+) -> None:
+    prepare(data_dir / "audit.db")
+    page = admin_client.get("/admin/audit?q=trip&user=bob")
+    assert page.status_code == 200
+    assert "no audit database yet" in page.get_data(as_text=True)
+    api = admin_client.get("/api/admin/audit?action=user.login")
+    assert (api.status_code, api.json) == (200, {"entries": [], "total": 0, "next": None})
+    assert admin_client.get("/admin/audit/chart.svg").status_code == 200
+    export = admin_client.get("/admin/audit/export.csv")
+    assert export.status_code == 200
+    assert export.get_data(as_text=True).splitlines() == [",".join(CSV_HEADER)]
 
 
 def test_login_without_csrf_token_is_400(client: FlaskClient) -> None:
