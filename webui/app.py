@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, g, jsonify, make_response, render_template
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.wrappers import Response as BaseResponse
 
 from indexer.query import AuditQuery, CountCache, HistogramCache
@@ -125,6 +126,7 @@ def create_app(config: PanelConfig | Mapping[str, str] | None = None) -> Flask:
         return {"account": g.get("account")}
 
     app.register_error_handler(HTTPException, _error_page)
+    app.register_error_handler(sqlite3.DatabaseError, _database_error)
 
     from .api import api
     from .audit import audit
@@ -188,6 +190,17 @@ def record_event(
         log.error("could not record %s: %s", action, error)
         return False
     return True
+
+
+def _database_error(error: sqlite3.DatabaseError) -> BaseResponse:
+    """A damaged or unreadable audit.db: say so (503), rather than a bare 500."""
+    log.error("cannot read the audit database: %s", error)
+    return _error_page(
+        ServiceUnavailable(
+            f"The audit database cannot be read ({error}). Check {_state().config.audit_db}; "
+            "the log files are untouched and can be indexed again."
+        )
+    )
 
 
 def _error_page(error: HTTPException) -> BaseResponse:

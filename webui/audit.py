@@ -6,7 +6,6 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlencode
 
 from flask import (
@@ -22,7 +21,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from indexer.query import AuditQuery, Filter, Histogram
+from indexer.query import AuditQuery, Entry, Filter, Histogram
 from writer.catalog import ACTIONS, AREAS
 
 from .accounts import ROLES, AccountError
@@ -118,16 +117,29 @@ def export(fmt: str) -> Response:
     if fmt not in ("csv", "ndjson"):
         abort(404)
     flt = parse_filter(request.args)
-    if not record_event(
-        "audit.export", account=current_account(), details={"format": fmt, "filter": flt.as_dict()}
-    ):
-        abort(
-            503,
-            description="the audit log cannot record this export right now; nothing was exported",
-        )
-    audit_db = _state().config.audit_db
+    # Its own connection: the response outlives the request's. Opened here, so that an
+    # unreadable database is a 503 page rather than a download broken off after its headers.
+    try:
+        query: AuditQuery | None = AuditQuery.open(_state().config.audit_db)
+    except FileNotFoundError:
+        query = None
+    try:
+        if not record_event(
+            "audit.export",
+            account=current_account(),
+            details={"format": fmt, "filter": flt.as_dict()},
+        ):
+            abort(
+                503,
+                description="the audit log cannot record this export right now; "
+                "nothing was exported",
+            )
+    except BaseException:
+        if query is not None:
+            query.close()
+        raise
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    body = _csv(audit_db, flt) if fmt == "csv" else _ndjson(audit_db, flt)
+    body = _csv(query, flt) if fmt == "csv" else _ndjson(query, flt)
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     return Response(
         stream_with_context(body),
@@ -136,11 +148,9 @@ def export(fmt: str) -> Response:
     )
 
 
-def _entries(audit_db: Any, flt: Filter) -> Iterator[Any]:
-    # Its own connection: the response outlives the request's, and each batch is a short read.
-    try:
-        query = AuditQuery.open(audit_db)
-    except FileNotFoundError:
+def _entries(query: AuditQuery | None, flt: Filter) -> Iterator[Entry]:
+    """Every entry of the filter in keyset batches, each a short read; then close ``query``."""
+    if query is None:
         return
     try:
         yield from query.iter_all(flt, EXPORT_BATCH)
@@ -148,11 +158,11 @@ def _entries(audit_db: Any, flt: Filter) -> Iterator[Any]:
         query.close()
 
 
-def _csv(audit_db: Any, flt: Filter) -> Iterator[str]:
+def _csv(query: AuditQuery | None, flt: Filter) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)
-    for count, entry in enumerate(_entries(audit_db, flt), 1):
+    for count, entry in enumerate(_entries(query, flt), 1):
         writer.writerow(csv_record(entry))
         if count % EXPORT_BATCH == 0:
             yield buffer.getvalue()
@@ -161,9 +171,9 @@ def _csv(audit_db: Any, flt: Filter) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _ndjson(audit_db: Any, flt: Filter) -> Iterator[bytes]:
+def _ndjson(query: AuditQuery | None, flt: Filter) -> Iterator[bytes]:
     chunk: list[bytes] = []
-    for entry in _entries(audit_db, flt):
+    for entry in _entries(query, flt):
         chunk.append(ndjson_line(entry))
         if len(chunk) == EXPORT_BATCH:
             yield b"".join(chunk)

@@ -98,6 +98,20 @@ def test_pages_work_while_the_indexer_is_creating_the_database(
     assert export.get_data(as_text=True).splitlines() == [",".join(CSV_HEADER)]
 
 
+def test_an_unreadable_database_gives_a_clear_503(
+    admin_client: FlaskClient, data_dir: Path
+) -> None:
+    (data_dir / "audit.db").write_bytes(b"this is not an SQLite database " * 200)
+    page = admin_client.get("/admin/audit")
+    assert page.status_code == 503
+    assert "audit database cannot be read" in page.get_data(as_text=True)
+    api = admin_client.get("/api/admin/audit")
+    assert api.status_code == 503
+    assert "audit database cannot be read" in api.json["error"]
+    assert admin_client.get("/admin/audit/chart.svg").status_code == 503
+    assert admin_client.get("/admin/audit/export.ndjson").status_code == 503
+
+
 def test_login_without_csrf_token_is_400(client: FlaskClient) -> None:
     client.get("/login")
     response = client.post("/login", data={"username": ADMIN[0], "password": ADMIN[1]})
