@@ -56,10 +56,14 @@ def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
         trek-audit serve --host 0.0.0.0 --port 8080 --workers 4
         TREK_DATA_DIR=/srv/trek/data TREK_COOKIE_SECURE=1 trek-audit serve
     """
+    from .config import SecretKeyError
     from .serve import default_workers
     from .serve import serve as run
 
-    run(_config(data_dir), host, port, workers or default_workers(), click.echo)
+    try:
+        run(_config(data_dir), host, port, workers or default_workers(), click.echo)
+    except SecretKeyError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group("admin")

@@ -8,6 +8,7 @@ writer's (``writer.config.SETTINGS``), so both components read them the same way
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -17,7 +18,9 @@ from pathlib import Path
 from writer.config import SETTINGS as WRITER_SETTINGS
 from writer.config import Setting, WriterConfig, parse_bool
 
-__all__ = ["SETTINGS", "PanelConfig", "load_or_create_secret_key"]
+__all__ = ["SETTINGS", "PanelConfig", "SecretKeyError", "load_or_create_secret_key"]
+
+log = logging.getLogger(__name__)
 
 
 def _non_negative_int(value: str) -> int:
@@ -109,14 +112,44 @@ class PanelConfig:
         )
 
 
+class SecretKeyError(ValueError):
+    """The secret key file cannot be used; the message says what to do."""
+
+
+# Shorter than this is no secret (a key made here has 64 characters).
+_MIN_KEY_LENGTH = 32
+
+
+def _read_secret_key(path: Path) -> str:
+    """Read the key, first making the file private: whoever reads it can sign any session."""
+    with open(path, encoding="ascii") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        if mode & 0o077:
+            try:
+                os.fchmod(file.fileno(), 0o600)
+            except OSError as error:
+                log.warning("%s can be read by others and cannot be made private: %s", path, error)
+            else:
+                log.warning("%s could be read by others; its mode is now 0600", path)
+        key = file.read().strip()
+    if len(key) < _MIN_KEY_LENGTH:
+        raise SecretKeyError(
+            f"{path} holds no usable key ({len(key)} characters, at least {_MIN_KEY_LENGTH} "
+            "needed): delete it to have a new one made, or set TREK_SECRET_KEY"
+        )
+    return key
+
+
 def load_or_create_secret_key(path: Path) -> str:
     """Return the key stored at ``path``, creating it (mode 0600) when it does not exist.
 
     The key is written to a temporary file and hard-linked into place, so concurrent
     workers starting together agree on one key and nobody reads a half-written file.
+    An existing file readable by others is made private; one without a usable key
+    raises SecretKeyError (an empty key would leave the panel without sessions).
     """
     try:
-        return path.read_text(encoding="ascii").strip()
+        return _read_secret_key(path)
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,4 +165,4 @@ def load_or_create_secret_key(path: Path) -> str:
             os.link(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-    return path.read_text(encoding="ascii").strip()
+    return _read_secret_key(path)

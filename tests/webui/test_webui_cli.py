@@ -113,3 +113,32 @@ def test_secret_key_is_created_once_with_mode_0600(tmp_path: Path) -> None:
     key = load_or_create_secret_key(tmp_path / "secret_key")
     assert load_or_create_secret_key(tmp_path / "secret_key") == key
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_secret_key_readable_by_others_is_made_private(tmp_path: Path) -> None:
+    from webui.config import load_or_create_secret_key
+
+    path = tmp_path / "secret_key"
+    path.write_text("k" * 64 + "\n", encoding="ascii")
+    path.chmod(0o644)
+    assert load_or_create_secret_key(path) == "k" * 64
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("content", ["", "\n", "short\n"], ids=["empty", "newline", "short"])
+def test_secret_key_file_without_a_usable_key_is_refused(tmp_path: Path, content: str) -> None:
+    from webui.config import SecretKeyError, load_or_create_secret_key
+
+    path = tmp_path / "secret_key"
+    path.write_text(content, encoding="ascii")
+    with pytest.raises(SecretKeyError, match="TREK_SECRET_KEY"):
+        load_or_create_secret_key(path)
+
+
+def test_serve_explains_an_unusable_secret_key_file(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("", encoding="ascii")
+    result = runner.invoke(
+        main, ["serve", "--data-dir", str(tmp_path)], env={"TREK_SECRET_KEY": None}
+    )
+    assert result.exit_code == 1
+    assert "holds no usable key" in result.output and "TREK_SECRET_KEY" in result.output
