@@ -6,6 +6,7 @@ the same file so that every gunicorn worker sees the same failures.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -89,6 +90,9 @@ class Accounts:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
+        # The file holds password hashes: readable by its owner only. SQLite gives its
+        # journal the same mode.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
 

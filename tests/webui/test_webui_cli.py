@@ -135,6 +135,12 @@ def test_secret_key_file_without_a_usable_key_is_refused(tmp_path: Path, content
         load_or_create_secret_key(path)
 
 
+def test_accounts_file_is_private(tmp_path: Path) -> None:
+    # It holds the password hashes.
+    Accounts(tmp_path / "accounts.db").create("someone", "a-long-password")
+    assert (tmp_path / "accounts.db").stat().st_mode & 0o777 == 0o600
+
+
 def test_serve_explains_an_unusable_secret_key_file(runner: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "secret_key").write_text("", encoding="ascii")
     result = runner.invoke(
