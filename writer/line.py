@@ -124,6 +124,11 @@ def check_user(user: object) -> User | None:
     }
 
 
+# Deeper details are refused with a clear error rather than a RecursionError; orjson itself
+# stops at 255 levels.
+MAX_DETAILS_DEPTH = 100
+
+
 def check_details(details: object) -> dict[str, Any] | None:
     """Return ``details`` if it is None or a JSON object of JSON values.
 
@@ -140,8 +145,10 @@ def check_details(details: object) -> dict[str, Any] | None:
     return details
 
 
-def _is_json_object(value: dict[Any, Any]) -> bool:
+def _is_json_object(value: dict[Any, Any], depth: int = 0) -> bool:
     """True if a dict holds only JSON values (the fast check; _check_json_value explains)."""
+    if depth > MAX_DETAILS_DEPTH:
+        return False
     for key, item in value.items():
         if type(key) is not str:
             return False
@@ -155,21 +162,24 @@ def _is_json_object(value: dict[Any, Any]) -> bool:
             if item - item != 0.0:  # NaN and the infinities
                 return False
         elif kind is dict:
-            if not _is_json_object(item):
+            if not _is_json_object(item, depth + 1):
                 return False
         elif kind is list:
-            if not _is_json_list(item):
+            if not _is_json_list(item, depth + 1):
                 return False
         else:
             return False
     return True
 
 
-def _is_json_list(value: list[Any]) -> bool:
-    return all(_is_json_object({"": item}) for item in value)
+def _is_json_list(value: list[Any], depth: int) -> bool:
+    return all(_is_json_object({"": item}, depth) for item in value)
 
 
-def _check_json_value(value: object, path: str) -> None:
+def _check_json_value(value: object, path: str, depth: int = 0) -> None:
+    if depth > MAX_DETAILS_DEPTH:
+        # Also what stops a dict or list that contains itself.
+        raise ValueError(f"{path} nests deeper than {MAX_DETAILS_DEPTH} levels")
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return
@@ -187,11 +197,11 @@ def _check_json_value(value: object, path: str) -> None:
                 raise TypeError(
                     f"{path} has a key {key!r} of type {type(key).__name__}; JSON keys are strings"
                 )
-            _check_json_value(item, f"{path}[{key!r}]")
+            _check_json_value(item, f"{path}[{key!r}]", depth + 1)
         return
     if kind is list:
         for index, item in enumerate(value):  # type: ignore[arg-type]
-            _check_json_value(item, f"{path}[{index}]")
+            _check_json_value(item, f"{path}[{index}]", depth + 1)
         return
     raise TypeError(f"{path} is a {kind.__name__}, which is not a JSON value")
 

@@ -94,6 +94,42 @@ def test_bad_details_raise_and_write_nothing(
     assert_nothing_written(log_dir, audit_writer)
 
 
+def nested(depth: int) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    inner = details
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]
+    return details
+
+
+def self_containing() -> dict[str, Any]:
+    details: dict[str, Any] = {"list": []}
+    details["list"].append(details)
+    return details
+
+
+def test_deeply_nested_details_give_a_clear_error_not_a_recursion_error(
+    log_dir: Path, audit_writer: AuditWriter
+) -> None:
+    with pytest.raises(ValueError, match="nests deeper than 100 levels"):
+        audit_writer.record("user.login", details=nested(5000))
+    assert_nothing_written(log_dir, audit_writer)
+
+
+def test_details_nested_within_the_limit_are_written(audit_writer: AuditWriter) -> None:
+    event = audit_writer.record("user.login", details=nested(100))
+    assert event["seq"] == 2
+
+
+def test_details_that_contain_themselves_are_refused(
+    log_dir: Path, audit_writer: AuditWriter
+) -> None:
+    with pytest.raises(ValueError, match="nests deeper"):
+        audit_writer.record("user.login", details=self_containing())
+    assert_nothing_written(log_dir, audit_writer)
+
+
 def test_bad_details_message_names_the_offending_value(audit_writer: AuditWriter) -> None:
     with pytest.raises(ValueError, match=r"details\['a'\]\['b'\]\[1\] is nan"):
         audit_writer.record("user.login", details={"a": {"b": [0, float("nan")]}})
