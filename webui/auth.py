@@ -51,7 +51,7 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
     next_url = request.form.get("next", "")
     accounts = _accounts()
     ip = client_address()
-    wait = accounts.retry_after(username, ip)
+    wait = accounts.begin_attempt(username, ip)
     if wait is not None:
         record_event("user.login_failed", details={"username": username, "reason": "throttled"})
         page = render_template(
@@ -63,7 +63,6 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
         return page, 429, {"Retry-After": str(wait)}
     account = accounts.verify(username, password)
     if account is None:
-        accounts.record_failure(username, ip)
         record_event(
             "user.login_failed",
             details={"username": username, "reason": "wrong username or password"},

@@ -61,6 +61,32 @@ def test_five_failures_per_ip_give_429_for_any_username(client: FlaskClient) -> 
     assert int(response.headers["Retry-After"]) > 0
 
 
+def test_an_attempt_counts_against_the_limit_while_its_password_is_checked(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel attempts cannot all pass the throttle before any of them is counted."""
+    accounts = app.extensions["trek_audit"].accounts
+    for attempt in range(4):
+        assert log_in(client, "admin", f"wrong-{attempt}").status_code == 401
+    seen_while_checking: list[int | None] = []
+    verify = accounts.verify
+
+    def verify_and_look(username: str, password: str) -> object:
+        seen_while_checking.append(accounts.retry_after(username, "127.0.0.1"))
+        return verify(username, password)
+
+    monkeypatch.setattr(accounts, "verify", verify_and_look)
+    assert log_in(client, "admin", "wrong-4").status_code == 401
+    [wait] = seen_while_checking
+    assert wait is not None and wait > 0
+    monkeypatch.undo()
+    # A right password still signs in below the limit, and clears the username's count.
+    other = app.test_client()
+    accounts.clear_failures("admin")
+    assert log_in(other, *ADMIN, REMOTE_ADDR="198.51.100.50").status_code == 302
+    assert accounts.retry_after("admin", "198.51.100.51") is None
+
+
 def test_throttling_is_shared_between_app_instances(app: Flask, settings: dict[str, str]) -> None:
     """Two gunicorn workers are two apps over one accounts.db."""
     other = create_app(settings)
