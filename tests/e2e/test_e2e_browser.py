@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from e2e_support import ADMIN_PASSWORD, Panel
@@ -25,16 +25,23 @@ ARGS = [
 ]
 
 
+def _missing(message: str) -> NoReturn:
+    """Outside CI a missing browser skips with what to install; in CI it fails."""
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI must run the browser tests")
+    pytest.skip(message + " to run the browser tests")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        message = (
+        _missing(
             f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
         )
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI must run the browser tests")
-        pytest.skip(message + " to run the browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _missing("the playwright package is missing: pip install playwright")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield browser
