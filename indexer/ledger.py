@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["FileState", "Ledger", "Row", "Rejected"]
+__all__ = ["FileState", "Ledger", "LedgerConflict", "Row", "Rejected"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,15 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+class LedgerConflict(RuntimeError):
+    """Someone else committed to audit.db since this ledger last read or wrote it.
+
+    Only another indexer does that, and only when the lock was bypassed (its file deleted
+    under a running indexer). The ledger has reloaded; the pass must start again from
+    what the database holds now.
+    """
+
+
 @dataclass
 class FileState:
     """A log file's row in log_files: where reading resumes."""
@@ -73,6 +82,7 @@ class Ledger:
         self.next_seq = 1
         self.rejected = 0
         self.incidents = 0
+        self.commits = 0  # every commit counts one: tells this ledger's view is still current
         self._gaps: list[list[Any]] = []  # [first, last, detected], sorted by first
         self._gap_starts: list[int] = []
         self._gaps_dirty = False
@@ -88,6 +98,7 @@ class Ledger:
         self.next_seq = counters.get("next_seq", 1)
         self.rejected = counters.get("rejected", 0)
         self.incidents = counters.get("incidents", 0)
+        self.commits = counters.get("commits", 0)
         self._gaps = [
             list(row)
             for row in self.conn.execute(
@@ -166,12 +177,22 @@ class Ledger:
         """Write one batch and everything it changes in one transaction; return rows inserted.
 
         On any error the transaction rolls back and the in-memory counters are reloaded.
+        LedgerConflict when another writer committed since this ledger's view was taken:
+        the counters and gaps kept here would overwrite its work with stale values.
         """
         conn = self.conn
         stamp = now_iso()
         began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
+            found = conn.execute(
+                "SELECT value FROM indexer_state WHERE name = 'commits'"
+            ).fetchone()
+            if (found[0] if found else 0) != self.commits:
+                raise LedgerConflict(
+                    "another indexer committed to this audit database: its lock file was "
+                    "deleted or bypassed; starting the pass again from what it holds"
+                )
             inserted = conn.executemany(_INSERT_ROW, rows).rowcount if rows else 0
             inserted = max(inserted, 0)
             if rejected:
@@ -212,6 +233,7 @@ class Ledger:
                 ("next_seq", self.next_seq),
                 ("rejected", self.rejected + len(rejected)),
                 ("incidents", self.incidents + len(incidents)),
+                ("commits", self.commits + 1),
             ]
             if inserted:
                 counters.append(("last_indexed_at", int(time.time() * 1000)))
@@ -227,6 +249,7 @@ class Ledger:
                 conn.execute("ROLLBACK")
             self.reload()
             raise
+        self.commits += 1
         self.indexed += inserted
         self.rejected += len(rejected)
         self.incidents += len(incidents)

@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 import orjson
 
-from indexer.ledger import FileState, Ledger, Rejected, Row
+from indexer.ledger import FileState, Ledger, LedgerConflict, Rejected, Row
 from indexer.segments import LOG_NAME, LineReader, file_key, highest_slot, log_path
 from writer.line import Event, LineError, decode
 
@@ -110,8 +110,20 @@ class Scanner:
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
 
-    def scan(self) -> ScanReport:
-        """Index everything complete in the log files now; return what was done."""
+    def scan(self, attempts: int = 5) -> ScanReport:
+        """Index everything complete in the log files now; return what was done.
+
+        Should another indexer commit meanwhile (LedgerConflict), the pass starts again
+        from the database's positions; rows it already holds are never inserted twice.
+        """
+        for _ in range(attempts - 1):
+            try:
+                return self._scan()
+            except LedgerConflict as conflict:
+                log.warning("%s", conflict)
+        return self._scan()
+
+    def _scan(self) -> ScanReport:
         report = ScanReport()
         segments = self._open_segments()
         try:

@@ -133,3 +133,28 @@ def test_a_failing_pass_is_retried_without_stopping_the_indexer(
     with Indexer(data_dir, watch=False, rescan_interval=0.01):
         wait_for(lambda: db.path.exists() and len(db.seqs()) == 3, what="rows after a retry")
     assert failures == []
+
+
+def test_two_indexers_past_a_deleted_lock_file_keep_counters_and_gaps_right(
+    data_dir: Path, log_dir: Path, db: Reader
+) -> None:
+    """The lock file deleted under a running indexer lets a second one in; the database
+    must still end up exact: no duplicate, no false gap, counters equal to the rows."""
+    first = Indexer(data_dir, watch=False)
+    first.open()
+    second = Indexer(data_dir, watch=False)
+    try:
+        (data_dir / "indexer.lock").unlink()
+        second.open()
+        append(log_dir / "trek.log", range(1, 11))
+        assert first.run_once().rows == 10
+        append(log_dir / "trek.log", range(11, 21))
+        assert second.run_once().rows == 10
+        append(log_dir / "trek.log", range(21, 31))
+        assert first.run_once().rows == 10
+    finally:
+        second.close()
+        first.close()
+    assert db.seqs() == list(range(1, 31))
+    assert db.gaps() == []
+    assert (db.counter("indexed"), db.counter("last_seq"), db.counter("next_seq")) == (30, 30, 31)
