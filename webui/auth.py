@@ -84,7 +84,7 @@ def logout() -> BaseResponse:
 
 
 @auth.route("/account/password", methods=["GET", "POST"])
-def password() -> str | tuple[str, int] | BaseResponse:
+def password() -> str | tuple[str, int] | tuple[str, int, dict[str, str]] | BaseResponse:
     """Any signed-in account may change its own password (the one page a viewer can use)."""
     denied = require_login()
     if denied is not None:
@@ -95,10 +95,20 @@ def password() -> str | tuple[str, int] | BaseResponse:
         return render_template("password.html", error=None, done=request.args.get("done"))
     current = request.form.get("current_password", "")
     new = request.form.get("new_password", "")
+    # Throttled like a login: a borrowed session must not allow guessing without limit.
+    wait = _accounts().begin_attempt(account.username, client_address())
+    if wait is not None:
+        page = render_template(
+            "password.html",
+            error=f"Too many wrong passwords. Try again in {wait} seconds.",
+            done=None,
+        )
+        return page, 429, {"Retry-After": str(wait)}
     if _accounts().verify(account.username, current) is None:
         return render_template(
             "password.html", error="The current password is wrong.", done=None
         ), 400
+    _accounts().clear_failures(account.username)
     if new != request.form.get("confirm_password", ""):
         return render_template("password.html", error="The new passwords differ.", done=None), 400
     try:

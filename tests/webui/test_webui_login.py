@@ -152,6 +152,31 @@ def test_password_change_ends_other_sessions_and_is_recorded(app: Flask, data_di
     assert log_in(app.test_client(), "admin", "a-brand-new-password").status_code == 302
 
 
+def test_guessing_the_current_password_is_throttled_like_a_login(
+    viewer_client: FlaskClient,
+) -> None:
+    """A borrowed session must not become a way to guess the password without limit."""
+    token = csrf_from(viewer_client.get("/account/password").get_data(as_text=True))
+
+    def change(current: str) -> Any:
+        return viewer_client.post(
+            "/account/password",
+            data={
+                "csrf_token": token,
+                "current_password": current,
+                "new_password": "a-brand-new-password",
+                "confirm_password": "a-brand-new-password",
+            },
+        )
+
+    for attempt in range(5):
+        assert change(f"guess-{attempt}").status_code == 400
+    response = change(VIEWER[1])
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) > 0
+    assert log_in(viewer_client.application.test_client(), *VIEWER).status_code == 429
+
+
 def test_password_change_needs_the_current_password(admin_client: FlaskClient) -> None:
     token = csrf_from(admin_client.get("/account/password").get_data(as_text=True))
     response = admin_client.post(
