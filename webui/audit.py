@@ -124,7 +124,8 @@ def export(fmt: str) -> Response:
     except FileNotFoundError:
         query = None
     try:
-        if not record_event(
+        # A HEAD request (a link checker, a prefetch) exports nothing, so records nothing.
+        if request.method != "HEAD" and not record_event(
             "audit.export",
             account=current_account(),
             details={"format": fmt, "filter": flt.as_dict()},
@@ -138,6 +139,9 @@ def export(fmt: str) -> Response:
         if query is not None:
             query.close()
         raise
+    if request.method == "HEAD" and query is not None:
+        query.close()  # no body will be read
+        query = None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     body = _csv(query, flt) if fmt == "csv" else _ndjson(query, flt)
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"

@@ -144,6 +144,16 @@ def test_export_is_recorded_with_its_filter(
     assert last["details"] == {"format": "csv", "filter": {"action": "user.login", "q": "<b>"}}
 
 
+def test_a_head_request_exports_nothing_and_records_nothing(
+    admin_client: FlaskClient, data_dir: Path, db: object
+) -> None:
+    before = (data_dir / "logs" / "trek.log").read_bytes()
+    response = admin_client.head("/admin/audit/export.ndjson")
+    assert response.status_code == 200
+    assert response.get_data() == b""
+    assert (data_dir / "logs" / "trek.log").read_bytes() == before
+
+
 @pytest.mark.parametrize("payload", PAYLOADS, ids=range(len(PAYLOADS)))
 def test_chart_text_is_escaped_in_elements_and_attributes(payload: str) -> None:
     """Every text in the SVG (title, labels, tooltips) is text, never markup."""
