@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from webui_support import ADMIN, csrf_from, log_in
 
@@ -226,3 +227,31 @@ def test_login_returns_to_the_page_asked_for(client: FlaskClient) -> None:
         },
     )
     assert response.headers["Location"] == "/admin/audit?action=user.login"
+
+
+def test_anonymous_is_sent_to_login_from_the_password_page(client: FlaskClient) -> None:
+    response = client.get("/account/password")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("who", ["anonymous", "viewer"])
+def test_only_an_admin_can_create_accounts(
+    app: Flask, client: FlaskClient, viewer_client: FlaskClient, who: str
+) -> None:
+    browser = client if who == "anonymous" else viewer_client
+    # A valid token of the browser's own session: only the access rule stands in the way.
+    form = "/login" if who == "anonymous" else "/account/password"
+    token = csrf_from(browser.get(form).get_data(as_text=True))
+    response = browser.post(
+        "/admin/accounts",
+        data={
+            "csrf_token": token,
+            "username": "intruder",
+            "password": "intruder-password",
+            "confirm_password": "intruder-password",
+            "role": "admin",
+        },
+    )
+    assert response.status_code == (302 if who == "anonymous" else 403)
+    assert app.extensions["trek_audit"].accounts.by_username("intruder") is None
