@@ -87,6 +87,29 @@ def test_an_attempt_counts_against_the_limit_while_its_password_is_checked(
     assert accounts.retry_after("admin", "198.51.100.51") is None
 
 
+@pytest.mark.parametrize("variant", [" admin", "admin\t", "ADMIN", "Admin"])
+def test_username_variants_do_not_get_around_the_throttle(
+    client: FlaskClient, variant: str
+) -> None:
+    for attempt in range(5):
+        response = log_in(client, "admin", f"wrong-{attempt}", REMOTE_ADDR=f"198.51.100.{attempt}")
+        assert response.status_code == 401
+    # Spaces are trimmed, so the variant is throttled; another case is another (unknown) name.
+    response = log_in(client, variant, ADMIN[1], REMOTE_ADDR="198.51.100.99")
+    assert response.status_code == (429 if variant.strip() == "admin" else 401)
+
+
+def test_a_spoofed_forwarded_for_does_not_get_around_the_ip_throttle(client: FlaskClient) -> None:
+    """Without TRUST_PROXY the header is anyone's to write: the socket's address counts."""
+    for attempt in range(5):
+        response = log_in(
+            client, f"nobody{attempt}", "whatever-pw", HTTP_X_FORWARDED_FOR=f"203.0.113.{attempt}"
+        )
+        assert response.status_code == 401
+    response = log_in(client, *VIEWER, HTTP_X_FORWARDED_FOR="203.0.113.200")
+    assert response.status_code == 429
+
+
 def test_throttling_is_shared_between_app_instances(app: Flask, settings: dict[str, str]) -> None:
     """Two gunicorn workers are two apps over one accounts.db."""
     other = create_app(settings)
