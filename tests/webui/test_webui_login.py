@@ -265,3 +265,24 @@ def test_panel_events_show_up_in_its_own_table_after_indexing(app: Flask, data_d
     assert entries[2]["user"] is None
     html = client.get("/admin/audit").get_data(as_text=True)
     assert html.index("audit.export") < html.index("user.login_failed</code>")
+
+
+def test_an_unknown_username_costs_a_password_hash_like_a_known_one(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No timing difference tells which usernames exist."""
+    import webui.accounts
+
+    hashed: list[str] = []
+    real = webui.accounts.check_password_hash
+
+    def counting(pwhash: str, password: str) -> bool:
+        hashed.append(pwhash.split("$", 1)[0])  # method and cost, e.g. scrypt:32768:8:1
+        return real(pwhash, password)
+
+    monkeypatch.setattr(webui.accounts, "check_password_hash", counting)
+    assert (
+        log_in(client, "no-such-user", "some-password", REMOTE_ADDR="192.0.2.1").status_code == 401
+    )
+    assert log_in(client, "admin", "some-password", REMOTE_ADDR="192.0.2.2").status_code == 401
+    assert len(hashed) == 2 and hashed[0] == hashed[1] and hashed[0].startswith("scrypt:")
