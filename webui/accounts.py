@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS login_failures (
 );
 CREATE INDEX IF NOT EXISTS login_failures_username ON login_failures (username, at);
 CREATE INDEX IF NOT EXISTS login_failures_ip ON login_failures (ip, at);
+CREATE TABLE IF NOT EXISTS ended_sessions (
+    sid TEXT PRIMARY KEY,
+    until REAL NOT NULL
+);
 """
 
 
@@ -205,6 +209,24 @@ class Accounts:
                 (value,),
             ).fetchone()
         return Account(*row) if row else None
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def end_session(self, sid: str, until: float) -> None:
+        """Remember a logged-out session id until its cookie would have expired anyway."""
+        now = time.time()
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO ended_sessions (sid, until) VALUES (?, ?)", (sid, until)
+            )
+            conn.execute("DELETE FROM ended_sessions WHERE until < ?", (now,))
+
+    def session_ended(self, sid: str) -> bool:
+        with self._connect() as conn:
+            return (
+                conn.execute("SELECT 1 FROM ended_sessions WHERE sid = ?", (sid,)).fetchone()
+                is not None
+            )
 
     # -- throttling --------------------------------------------------------------------
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from .accounts import AccountError, Accounts
 from .app import record_event
-from .security import client_address, current_account, require_login, start_session
+from .security import client_address, current_account, end_session, require_login, start_session
 
 __all__ = ["auth"]
 
@@ -79,7 +79,7 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
 
 @auth.post("/logout")
 def logout() -> BaseResponse:
-    session.clear()
+    end_session()
     return redirect(url_for("auth.login"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 
 from flask import Response, abort, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
@@ -18,6 +19,7 @@ __all__ = [
     "client_address",
     "csrf_token",
     "current_account",
+    "end_session",
     "load_account",
     "require_admin",
     "require_login",
@@ -60,17 +62,34 @@ def start_session(account: Account) -> None:
     session.permanent = True
     session["uid"] = account.id
     session["ver"] = account.session_version
+    # The cookie is signed, not stored; this id lets logout end it on the server side.
+    session["sid"] = secrets.token_urlsafe(24)
     session["csrf"] = secrets.token_urlsafe(32)
+
+
+def end_session() -> None:
+    """Log out: clear the cookie, and refuse any copy of it until it would have expired."""
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        lifetime = current_app.permanent_session_lifetime.total_seconds()
+        current_app.extensions["trek_audit"].accounts.end_session(sid, time.time() + lifetime)
+    session.clear()
 
 
 def load_account() -> None:
     """Find the signed-in account; a session signed before a password change is dropped."""
     g.account = None
-    uid, version = session.get("uid"), session.get("ver")
+    uid, version, sid = session.get("uid"), session.get("ver"), session.get("sid")
     if uid is None:
         return
-    account = current_app.extensions["trek_audit"].accounts.get(uid)
-    if account is None or account.session_version != version:
+    accounts = current_app.extensions["trek_audit"].accounts
+    account = accounts.get(uid)
+    if (
+        account is None
+        or account.session_version != version
+        or not isinstance(sid, str)
+        or accounts.session_ended(sid)
+    ):
         session.clear()
         return
     g.account = account

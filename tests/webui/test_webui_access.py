@@ -142,6 +142,20 @@ def test_logout_is_a_post_that_ends_the_session(admin_client: FlaskClient) -> No
     assert admin_client.get("/admin/audit").status_code == 302
 
 
+def test_a_copy_of_the_session_cookie_is_dead_after_logout(
+    app: Flask, admin_client: FlaskClient
+) -> None:
+    """The cookie is signed, not stored: logout must still end it on the server side."""
+    cookie = admin_client.get_cookie("trek_audit_session")
+    assert cookie is not None
+    token = csrf_from(admin_client.get("/admin/accounts").get_data(as_text=True))
+    assert admin_client.post("/logout", data={"csrf_token": token}).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("trek_audit_session", cookie.value)
+    assert thief.get("/admin/audit").status_code == 302
+    assert thief.get("/api/admin/audit").status_code == 401
+
+
 def test_login_renews_the_session_and_token(client: FlaskClient) -> None:
     before = csrf_from(client.get("/login").get_data(as_text=True))
     assert log_in(client, *ADMIN).status_code == 302
