@@ -6,6 +6,7 @@ the same file so that every gunicorn worker sees the same failures.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -27,6 +28,8 @@ __all__ = [
     "THROTTLE_LIMIT",
     "THROTTLE_WINDOW",
 ]
+
+log = logging.getLogger(__name__)
 
 ROLES = ("admin", "viewer")
 THROTTLE_LIMIT = 5  # failures ...
@@ -96,7 +99,13 @@ class Accounts:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The file holds password hashes: readable by its owner only. SQLite gives its
         # journal the same mode.
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(descriptor).st_mode & 0o077:  # made by an older version or by hand
+                log.warning("%s was readable by others; making it 0600", path)
+                os.fchmod(descriptor, 0o600)
+        finally:
+            os.close(descriptor)
         with self._connect() as conn:
             conn.executescript(_SCHEMA)
 

@@ -141,6 +141,15 @@ def test_accounts_file_is_private(tmp_path: Path) -> None:
     assert (tmp_path / "accounts.db").stat().st_mode & 0o777 == 0o600
 
 
+def test_accounts_file_readable_by_others_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.db"
+    Accounts(path).create("someone", "a-long-password")
+    path.chmod(0o644)
+    accounts = Accounts(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert accounts.verify("someone", "a-long-password") is not None
+
+
 def test_serve_explains_an_unusable_secret_key_file(runner: CliRunner, tmp_path: Path) -> None:
     (tmp_path / "secret_key").write_text("", encoding="ascii")
     result = runner.invoke(
