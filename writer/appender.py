@@ -386,7 +386,7 @@ class AuditWriter:
                 self._too_long(length)
 
             if size and size + length > self.max_bytes:
-                self._rotate()
+                self._rotate(state, seq - 1, last_ns)
                 size = 0
                 ino = self._fd_ino
             elif self._needs_newline:  # trek.log ends in a partial line (a crash)
@@ -501,9 +501,14 @@ class AuditWriter:
                 self._needs_newline = end > 0 and last_byte != b"\n"
         return best
 
-    def _rotate(self) -> None:
+    def _rotate(self, state: mmap.mmap, last_seq: int, last_ns: int) -> None:
         """Shift trek.log -> .1 -> .2 ... and start a new trek.log; resumes a crashed rotation."""
         path = self._path_str
+        # Other writers keep appending to the file they have open while the state names its
+        # inode and size (the C fast path looks the name up only once a second). Name no file
+        # until the new trek.log exists, so that a failure or a crash in between sends them all
+        # to resync instead of into trek.log.1.
+        _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, last_seq, 0, 0, last_ns)
         try:
             if self.backups == 0:
                 fresh = str(self.log_dir / _FRESH_FILE_NAME)
@@ -528,6 +533,7 @@ class AuditWriter:
                 f"cannot rotate {target}: {_describe(error)}", target, error
             ) from error
         self._open_log(exclusive=True)
+        _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, last_seq, self._fd_ino, 0, last_ns)
         if self.fsync:
             self._fsync_dir()
 

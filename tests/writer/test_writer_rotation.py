@@ -195,3 +195,28 @@ def test_rotation_by_another_writer_is_followed(log_dir: Path) -> None:
     assert [e["seq"] for e in events] == list(range(1, 21))
     for path in log_files(log_dir):
         assert len(path.read_bytes()) <= 450
+
+
+def test_a_write_that_fails_right_after_a_rotation_sends_no_other_writer_into_the_renamed_file(
+    log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writer b has trek.log open and the state matches it. Writer a rotates trek.log to .1 and
+    # then fails to write its line (as if the disk filled up, or a crash right after the
+    # rename). b must notice at once that its open file is now trek.log.1.
+    with AuditWriter(log_dir) as a, AuditWriter(log_dir) as b:
+        a.record("user.login")
+        b.record("user.login")
+        real_write = os.write
+
+        def disk_full(fd: int, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(appender, "_write", disk_full)
+        a.max_bytes = 1  # a rotates before its next line
+        with pytest.raises(AuditWriteError, match="No space left on device"):
+            a.record("user.login")
+        monkeypatch.setattr(appender, "_write", real_write)
+        assert (log_dir / "trek.log.1").exists()
+        assert b.record("user.logout")["seq"] == 3
+    assert seqs(log_dir) == [1, 2, 3]
+    assert [decode(line)["seq"] for line in (log_dir / "trek.log").read_bytes().splitlines()] == [3]
