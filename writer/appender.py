@@ -357,6 +357,9 @@ class AuditWriter:
                 st = _stat(self._path_str)
                 if st.st_ino != ino or st.st_size != size or magic != _MAGIC:
                     raise FileNotFoundError  # the state is stale: resync below
+                # The state matches, so trek.log ends in a whole line (maybe another writer's
+                # after a partial one this writer saw earlier, before its own write failed).
+                self._needs_newline = False
                 if ino != self._fd_ino:
                     self._open_log()  # another process rotated
             except OSError:

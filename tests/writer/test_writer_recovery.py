@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from writer_support import assert_no_gaps, seqs
 
-from writer import AuditWriter
+import writer.appender as appender
+from writer import AuditWriteError, AuditWriter
 
 LOCK = ".trek-audit.lock"
 
@@ -154,3 +155,27 @@ def test_a_trek_log_renamed_by_something_else_stops_getting_lines_within_a_secon
     new_seqs = seqs(log_dir)
     assert new_seqs == list(range(moved_lines + 1, moved_lines + 1 + len(new_seqs)))
     assert len(new_seqs) >= 4
+
+
+def test_a_partial_last_line_that_another_writer_ended_gets_no_blank_line_after_it(
+    log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+    with open(log_dir / "trek.log", "ab") as log:
+        log.write(b'{"v":1,"id":"torn')
+    with AuditWriter(log_dir) as a, AuditWriter(log_dir) as b:
+        real_write = appender._write
+
+        def disk_full(fd: int, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(appender, "_write", disk_full)
+        with pytest.raises(AuditWriteError):
+            a.record("user.login")  # a saw the partial line but wrote nothing
+        monkeypatch.setattr(appender, "_write", real_write)
+        assert b.record("user.login")["seq"] == 2  # b ends the partial line
+        assert a.record("user.logout")["seq"] == 3  # so a must not start one more line
+    lines = (log_dir / "trek.log").read_bytes().split(b"\n")
+    assert lines[1] == b'{"v":1,"id":"torn'
+    assert [b'"seq":2' in lines[2], b'"seq":3' in lines[3], lines[4:]] == [True, True, [b""]]
