@@ -109,6 +109,7 @@ _STATE_VERSION = 1
 _STATE = struct.Struct("<4sIQQQQ")
 _STATE_BYTES = 4096  # one page, written out in full so the mapping never needs new blocks
 _NS_PER_S = 1_000_000_000
+_NO_LIMIT = 1 << 62  # a size no file reaches
 # How orjson writes an event's first four keys with the placeholders record() puts in them.
 _PLACEHOLDER = b'{"v":1,"id":"","seq":0,"ts":"",'
 _PLACEHOLDER_LEN = len(_PLACEHOLDER)
@@ -184,9 +185,10 @@ class AuditWriter:
         self.log_dir = Path(log_dir)
         self.path = self.log_dir / LOG_FILE_NAME
         self.lock_path = self.log_dir / LOCK_FILE_NAME
-        self.max_bytes = max_bytes
+        # No file gets near 2**62 bytes; larger limits are the same as none, and fit the C path.
+        self.max_bytes = min(max_bytes, _NO_LIMIT)
         self.backups = backups
-        self.max_line_bytes = max_line_bytes
+        self.max_line_bytes = min(max_line_bytes, _NO_LIMIT)
         self.fsync = bool(fsync)
         self._path_str = str(self.path)
         self._path_bytes = os.fsencode(self.path)
@@ -635,7 +637,7 @@ class AuditWriter:
 def _file_size_limit() -> int:
     """This process's RLIMIT_FSIZE soft limit in bytes (a huge number when unlimited)."""
     soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    return 1 << 62 if soft == resource.RLIM_INFINITY or soft < 0 else soft
+    return _NO_LIMIT if soft == resource.RLIM_INFINITY or soft < 0 else min(soft, _NO_LIMIT)
 
 
 def _close_descriptors(descriptors: list[int]) -> None:

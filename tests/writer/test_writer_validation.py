@@ -208,3 +208,9 @@ def test_record_on_a_closed_writer_raises(log_dir: Path) -> None:
 def test_bad_writer_settings_raise_value_error(log_dir: Path, kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         AuditWriter(log_dir, **kwargs)
+
+
+def test_limits_beyond_64_bits_work_as_no_limit(log_dir: Path) -> None:
+    with AuditWriter(log_dir, max_bytes=2**64, max_line_bytes=2**70) as w:
+        assert [w.record("user.login")["seq"] for _ in range(3)] == [1, 2, 3]
+    assert seqs(log_dir) == [1, 2, 3]
