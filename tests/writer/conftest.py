@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from writer_support import skip_outside_ci
 
 import writer.appender as appender
 
@@ -79,7 +80,7 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         check=False,
     )
     if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+        skip_outside_ci(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
     try:
         yield mount_point
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from writer_support import remount, seqs
+from writer_support import remount, seqs, skip_outside_ci
 
 import writer.appender as appender
 from writer import AuditWriteError, AuditWriter
@@ -254,11 +254,14 @@ def become_nobody() -> None:
     os.setuid(NOBODY)
 
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+@pytest.fixture
+def needs_root() -> None:
+    if os.geteuid() != 0:
+        skip_outside_ci("needs root to switch users")
 
 
 @pytest.mark.timeout(60)
-@needs_root
+@pytest.mark.usefixtures("needs_root")
 def test_permission_denied_on_trek_log_raises_and_recovers_when_fixed(shared_dir: Path) -> None:
     log_dir = shared_dir / "logs"
     with AuditWriter(log_dir) as w:
@@ -282,7 +285,7 @@ def test_permission_denied_on_trek_log_raises_and_recovers_when_fixed(shared_dir
 
 
 @pytest.mark.timeout(60)
-@needs_root
+@pytest.mark.usefixtures("needs_root")
 def test_read_only_directory_fails_the_rotation_cleanly_and_recovers(shared_dir: Path) -> None:
     log_dir = shared_dir / "logs"
     with AuditWriter(log_dir, max_bytes=500) as w:
