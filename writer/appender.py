@@ -182,7 +182,8 @@ class AuditWriter:
         for name, value, low in limits:
             if type(value) is not int or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        self.log_dir = Path(log_dir)
+        # Absolute, so that a later chdir of the process does not move the log.
+        self.log_dir = Path(os.path.abspath(log_dir))
         self.path = self.log_dir / LOG_FILE_NAME
         self.lock_path = self.log_dir / LOCK_FILE_NAME
         # No file gets near 2**62 bytes; larger limits are the same as none, and fit the C path.

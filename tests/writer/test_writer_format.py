@@ -212,3 +212,16 @@ def test_uuid7_carries_the_given_millisecond_time_and_random_bits() -> None:
     for value in ids:
         assert UUID7.fullmatch(value)
         assert value.startswith("01234567-89ab-7")
+
+
+def test_a_relative_log_dir_stays_where_it_was_when_the_process_changes_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with AuditWriter("logs") as w:
+        w.record("user.login")
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        w.record("user.logout")
+    assert seqs(tmp_path / "logs") == [1, 2]
+    assert list((tmp_path / "elsewhere").iterdir()) == []
