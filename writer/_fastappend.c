@@ -23,7 +23,8 @@
  * line too long, a file-size limit in the way, a failed or short write (whatever got in is
  * truncated away first), a failed system call. The caller then takes its general path, which
  * handles and reports each of these. The GIL is released only while waiting for the lock and
- * during write(), so the random pool below needs no lock of its own.
+ * during write(), so the random pool below needs no lock of its own; the state page is not
+ * exported as a buffer during either (see below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -251,16 +252,6 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (log_ino == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
 
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[3], &view, PyBUF_WRITABLE) < 0)
-        return NULL;
-    if (view.len < STATE_SIZE) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "append() needs the state page");
-        return NULL;
-    }
-    unsigned char *state = view.buf;
-
     /* The line is assembled in place: the escaped rest of the body first, the head (which
      * needs the lock) right before it. */
     char stack_line[STACK_LINE];
@@ -268,14 +259,17 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     size_t room = HEAD_ROOM + 3 * tail_len;
     if (room > sizeof(stack_line)) {
         buffer = PyMem_Malloc(room);
-        if (buffer == NULL) {
-            PyBuffer_Release(&view);
+        if (buffer == NULL)
             return PyErr_NoMemory();
-        }
     }
     size_t rest_len = copy_escaped(buffer + HEAD_ROOM, tail, tail_len);
     PyObject *result = NULL, *id = NULL, *ts = NULL, *seq_object = NULL;
-    int locked = 0;
+    int locked = 0, viewing = 0;
+    /* The state page is exported only while the GIL is held: a child forked while this thread
+     * waits for the lock or writes must be able to close its copy of the mapping (and with it
+     * a descriptor of the lock file, which would otherwise keep this process's flock alive). */
+    Py_buffer view;
+    unsigned char *state;
 
     int lock_status = flock((int)lock_fd, LOCK_EX | LOCK_NB);
     if (lock_status != 0 && errno == EWOULDBLOCK) {
@@ -286,6 +280,14 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (lock_status != 0)
         goto fallback; /* EINTR, ENOLCK...: the general path retries or reports it */
     locked = 1;
+    if (PyObject_GetBuffer(args[3], &view, PyBUF_WRITABLE) < 0)
+        goto done;
+    viewing = 1;
+    if (view.len < STATE_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "append() needs the state page");
+        goto done;
+    }
+    state = view.buf;
 
     uint64_t seq = load_u64(state + 8), ino = load_u64(state + 16);
     uint64_t size = load_u64(state + 24), last_ns = load_u64(state + 32);
@@ -342,6 +344,8 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done; /* MemoryError; nothing written */
 
     ssize_t written;
+    PyBuffer_Release(&view);
+    viewing = 0;
     Py_BEGIN_ALLOW_THREADS
     written = write((int)log_fd, line, length);
     Py_END_ALLOW_THREADS
@@ -352,6 +356,12 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             errno = 0;
         goto fallback;
     }
+    /* The mapping cannot have gone meanwhile: closing it takes the writer's thread lock, which
+     * the caller holds. */
+    if (PyObject_GetBuffer(args[3], &view, PyBUF_WRITABLE) < 0)
+        goto done;
+    viewing = 1;
+    state = view.buf;
     store_u64(state + 8, seq);
     store_u64(state + 24, size + length);
     store_u64(state + 32, now);
@@ -374,7 +384,8 @@ done:
     Py_XDECREF(seq_object);
     if (buffer != stack_line)
         PyMem_Free(buffer);
-    PyBuffer_Release(&view);
+    if (viewing)
+        PyBuffer_Release(&view);
     return result;
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import multiprocessing
 import os
 import subprocess
@@ -294,3 +295,54 @@ def written_bytes(log_dir: Path) -> int:
         with contextlib.suppress(FileNotFoundError):  # renamed by a rotation meanwhile
             total += path.stat().st_size
     return total
+
+
+def _descriptors_on(path: Path) -> int:
+    inode = path.stat().st_ino
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/self/fd/{name}").st_ino == inode:
+                count += 1
+    return count
+
+
+def _wait_for_a_blocked_flock(deadline_s: float = 10) -> None:
+    """Poll /proc/locks until some process waits for a flock (a "->" line)."""
+    pace = threading.Event()
+    deadline = time.monotonic() + deadline_s
+    while "-> FLOCK" not in Path("/proc/locks").read_text():
+        assert time.monotonic() < deadline, "the recording thread never waited for the lock"
+        pace.wait(0.005)
+
+
+def test_a_child_forked_while_a_parent_thread_waits_for_the_lock_keeps_no_copy_of_it(
+    log_dir: Path,
+) -> None:
+    # A child that kept a descriptor of the parent's lock file description would keep the
+    # parent's flock alive if the parent died holding it: every writer would then hang.
+    w = AuditWriter(log_dir)
+    w.record("user.login")
+    lock_path = log_dir / ".trek-audit.lock"
+    blocker = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
+    fcntl.flock(blocker, fcntl.LOCK_EX)
+    waiting = threading.Thread(target=lambda: w.record("user.login"))
+    waiting.start()
+    try:
+        _wait_for_a_blocked_flock()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(blocker)
+                code = 0 if _descriptors_on(lock_path) == 0 else 3
+            finally:
+                os._exit(code)
+        status = os.waitpid(pid, 0)[1]
+    finally:
+        fcntl.flock(blocker, fcntl.LOCK_UN)
+        os.close(blocker)
+        waiting.join(timeout=30)
+    w.close()
+    assert os.waitstatus_to_exitcode(status) == 0, "the child still holds the parent's lock file"
+    check_log(log_dir, 2, 10 * 1024 * 1024)
