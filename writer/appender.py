@@ -37,7 +37,8 @@ limit lowered while trek.log is open and the signal at its default can still kil
 
 Durability: when ``record`` returns, the line is in the kernel's page cache and survives a crash of
 the process. With ``fsync=True`` trek.log (and the directory, after a rotation) is fsynced before
-``record`` returns, so the line survives power loss too.
+``record`` returns, so the line survives power loss too; this runs on the general path, under the
+file lock, so that a line whose fsync fails is taken back out like any other failed write.
 
 Limits: all writers of one directory must use this module (or ``trek-audit record``), run as one
 user, on a local file system with working ``flock``. Outside tools must not rotate trek.log (no
@@ -309,7 +310,9 @@ class AuditWriter:
         }
         body = _dumps(event, option=_OPT)
         with self._lock:
-            if fast and not self._needs_newline:
+            # With fsync the line is synced under the file lock, where a failed sync can still
+            # take it back out; the sync costs far more than the general path anyway.
+            if fast and not self._needs_newline and not self.fsync:
                 seq = _fast_append(
                     self._lock_fd,
                     self._fd,
@@ -324,8 +327,6 @@ class AuditWriter:
                 )
                 if seq:
                     self._last_seq = seq
-                    if self.fsync:
-                        self._sync()
                     return event  # type: ignore[return-value]
             self._append(event, body)
         return event  # type: ignore[return-value]
@@ -407,14 +408,17 @@ class AuditWriter:
                 self._write_failed(error, size)
             if written != length:
                 self._write_rest(line, written, size)
+            if self.fsync:
+                try:
+                    os.fsync(self._fd)
+                except OSError as error:
+                    self._write_failed(error, size, "fsync")
             self._needs_newline = False
             self._last_seq = seq
             _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, seq, ino, size + length, now)
             event["id"] = event_id
             event["seq"] = seq
             event["ts"] = ts
-            if self.fsync:
-                self._sync()
         finally:
             # _resync may have moved to a new lock file; closing the old one unlocked it.
             if self._lock_fd >= 0:
@@ -427,15 +431,6 @@ class AuditWriter:
         )
 
     # -- under the lock ------------------------------------------------------------------------
-
-    def _sync(self) -> None:
-        try:
-            os.fsync(self._fd)
-        except OSError as error:
-            # The line is written and its seq used; only its durability is in doubt.
-            raise AuditWriteError(
-                f"cannot fsync {self._path_str}: {_describe(error)}", self._path_str, error
-            ) from error
 
     def _write_rest(self, line: bytes, written: int, size: int) -> None:
         """Finish a short write, or take the part that got in back out and raise."""
@@ -451,7 +446,7 @@ class AuditWriter:
         except OSError as error:
             self._write_failed(error, size)
 
-    def _write_failed(self, error: OSError, size: int) -> NoReturn:
+    def _write_failed(self, error: OSError, size: int, what: str = "append to") -> NoReturn:
         """Remove whatever part of the line got in, so no partial line remains, and raise."""
         fd = self._fd
         with contextlib.suppress(OSError):
@@ -459,7 +454,7 @@ class AuditWriter:
                 os.ftruncate(fd, size)
         self._close_log()
         raise AuditWriteError(
-            f"cannot append to {self._path_str}: {_describe(error)}", self._path_str, error
+            f"cannot {what} {self._path_str}: {_describe(error)}", self._path_str, error
         ) from error
 
     def _resync(self) -> tuple[mmap.mmap, int, int, int, int]:

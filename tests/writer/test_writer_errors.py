@@ -115,6 +115,11 @@ def test_fsync_option_syncs_and_reports_a_failed_sync(
         monkeypatch.setattr(appender.os, "fsync", failing_fsync)
         with pytest.raises(AuditWriteError, match="cannot fsync .*trek.log: Input/output error"):
             w.record("user.login")
+        # As for any AuditWriteError, the line is not in the log and its seq is not used, so
+        # a caller that retries does not duplicate the event.
+        assert_clean(log_dir, [1, 2])
+        monkeypatch.setattr(appender.os, "fsync", real_fsync)
+        assert w.record("user.login")["seq"] == 3
     assert_clean(log_dir, [1, 2, 3])
 
 
