@@ -201,7 +201,9 @@ class AuditWriter:
         self._last_seq = 0  # the last seq this process used: one more floor for recovery
         # The open descriptors (log, lock), closed by a finalizer if the writer is dropped unclosed.
         self._descriptors = [-1, -1]
-        weakref.finalize(self, _close_descriptors, self._descriptors)
+        # Not at exit: daemon threads may still record then, and a number closed under them
+        # could be reused for another file. The process's end closes them anyway.
+        weakref.finalize(self, _close_descriptors, self._descriptors).atexit = False
         self._reset_process_state()
         _writers.add(self)
 

@@ -346,3 +346,41 @@ def test_a_child_forked_while_a_parent_thread_waits_for_the_lock_keeps_no_copy_o
     w.close()
     assert os.waitstatus_to_exitcode(status) == 0, "the child still holds the parent's lock file"
     check_log(log_dir, 2, 10 * 1024 * 1024)
+
+
+AT_EXIT = textwrap.dedent(
+    """
+    import atexit, os, sys, weakref
+    assert not weakref.finalize._registered_with_atexit, "a finalizer exists already"
+    log_dir, other = sys.argv[1], sys.argv[2]
+
+    def late_record():
+        # Runs after the finalizers (atexit is last in, first out), like a daemon thread that
+        # records while the interpreter shuts down; files opened meanwhile reuse free numbers.
+        for n in range(4):
+            os.open(f"{other}.{n}", os.O_WRONLY | os.O_CREAT, 0o600)
+        w.record("user.logout")
+
+    atexit.register(late_record)
+    from writer import AuditWriter
+    w = AuditWriter(log_dir)
+    w.record("user.login")
+    """
+)
+
+
+def test_a_record_during_interpreter_shutdown_never_goes_into_another_file(
+    log_dir: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    result = subprocess.run(
+        [sys.executable, "-c", AT_EXIT, str(log_dir), str(other)],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [(other.with_name(f"other.{n}")).stat().st_size for n in range(4)] == [0, 0, 0, 0]
+    assert [e["action"] for e in read_events(log_dir)] == ["user.login", "user.logout"]
