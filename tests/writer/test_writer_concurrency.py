@@ -384,3 +384,72 @@ def test_a_record_during_interpreter_shutdown_never_goes_into_another_file(
     assert result.returncode == 0, result.stderr
     assert [(other.with_name(f"other.{n}")).stat().st_size for n in range(4)] == [0, 0, 0, 0]
     assert [e["action"] for e in read_events(log_dir)] == ["user.login", "user.logout"]
+
+
+def test_writer_objects_of_one_process_on_one_directory_exclude_each_other(log_dir: Path) -> None:
+    # Each has its own open lock file description, so their flocks exclude each other even
+    # though their thread locks are separate.
+    count = 150 if SHORT_MODE else 600
+    writers = [AuditWriter(log_dir, max_bytes=4096, backups=10_000) for _ in range(3)]
+    try:
+        turn = iter(writers * 2)
+        lock = threading.Lock()
+
+        def work() -> None:
+            with lock:
+                w = next(turn)
+            for _ in range(count):
+                w.record("user.login")
+
+        run_in_threads(6, work)
+    finally:
+        for w in writers:
+            w.close()
+    check_log(log_dir, 6 * count, 4096)
+
+
+@pytest.mark.parametrize("handler_raises", [False, True], ids=["handler-returns", "handler-raises"])
+def test_a_signal_while_waiting_for_the_lock_neither_loses_nor_doubles_the_event(
+    log_dir: Path, handler_raises: bool
+) -> None:
+    import signal
+
+    class Interrupted(Exception):
+        pass
+
+    w = AuditWriter(log_dir)
+    w.record("user.login")
+    blocker = os.open(log_dir / ".trek-audit.lock", os.O_RDWR | os.O_CLOEXEC)
+    fcntl.flock(blocker, fcntl.LOCK_EX)
+    hits: list[int] = []
+
+    def on_alarm(signum: int, frame: object) -> None:
+        hits.append(signum)  # flock is interrupted (EINTR) each time
+        if handler_raises and len(hits) == 1:
+            raise Interrupted
+        if len(hits) == 3:
+            fcntl.flock(blocker, fcntl.LOCK_UN)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+    try:
+        if handler_raises:
+            with pytest.raises(Interrupted):
+                w.record("user.logout")
+            assert len(hits) == 1
+            fcntl.flock(blocker, fcntl.LOCK_UN)
+        else:
+            assert w.record("user.logout")["seq"] == 2
+            assert len(hits) == 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        os.close(blocker)
+    assert w.record("user.login")["seq"] == (2 if handler_raises else 3)
+    w.close()
+    expected = (
+        ["user.login", "user.login"]
+        if handler_raises
+        else ["user.login", "user.logout", "user.login"]
+    )
+    assert [e["action"] for e in read_events(log_dir)] == expected
