@@ -350,12 +350,7 @@ class AuditWriter:
         if b"\xe2\x80" in tail or b"\xc2\x85" in tail:
             for raw, escaped in _LINE_BREAKERS:
                 tail = tail.replace(raw, escaped)
-        try:
-            _flock(self._lock_fd, _LOCK_EX)
-        except OSError as error:  # e.g. ENOLCK on a network file system
-            raise AuditWriteError(
-                f"cannot lock {self.lock_path}: {_describe(error)}", self.lock_path, error
-            ) from error
+        self._lock_file()
         try:
             # From here to the write, all raises leave the files and the state untouched.
             magic, _version, seq, ino, size, last_ns = _STATE.unpack_from(state)
@@ -426,6 +421,14 @@ class AuditWriter:
             if self._lock_fd >= 0:
                 _flock(self._lock_fd, _LOCK_UN)
 
+    def _lock_file(self) -> None:
+        try:
+            _flock(self._lock_fd, _LOCK_EX)
+        except OSError as error:  # e.g. ENOLCK on a network file system
+            raise AuditWriteError(
+                f"cannot lock {self.lock_path}: {_describe(error)}", self.lock_path, error
+            ) from error
+
     def _too_long(self, size: int) -> NoReturn:
         raise ValueError(
             f"event line of {size} bytes exceeds max_line_bytes={self.max_line_bytes} "
@@ -470,7 +473,8 @@ class AuditWriter:
             # The lock file was removed or replaced (e.g. with its directory): a lock on the old
             # one excludes nobody, so move to the file the other writers use.
             self._close_lock()
-            _flock(self._open_lock(), _LOCK_EX)
+            self._open_lock()
+            self._lock_file()
         state = self._state
         assert state is not None
         magic, _version, seq, _ino, _size, last_ns = _STATE.unpack_from(state)

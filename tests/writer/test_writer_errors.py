@@ -357,3 +357,27 @@ def test_read_only_file_system_raises_erofs_and_recovers(small_tmpfs: Path) -> N
     finally:
         w.close()
     assert_clean(log_dir, [1, 2])
+
+
+def test_a_lock_failure_after_the_lock_file_was_replaced_raises_audit_write_error(
+    log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        (log_dir / ".trek-audit.lock").unlink()
+        with open(log_dir / "trek.log", "ab") as log:
+            log.write(b"\n")  # an outside change, so the writer resyncs and finds the new lock
+        real_flock = appender._flock
+        calls: list[int] = []
+
+        def no_locks_left(fd: int, operation: int) -> None:
+            calls.append(operation)
+            if len(calls) == 2:  # the lock on the new lock file
+                raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+            real_flock(fd, operation)
+
+        monkeypatch.setattr(appender, "_flock", no_locks_left)
+        with pytest.raises(AuditWriteError, match="cannot lock .*trek-audit.lock: No locks"):
+            w.record("user.login")
+        monkeypatch.setattr(appender, "_flock", real_flock)
+        assert w.record("user.login")["seq"] == 2
