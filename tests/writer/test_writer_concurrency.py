@@ -307,11 +307,22 @@ def _descriptors_on(path: Path) -> int:
     return count
 
 
-def _wait_for_a_blocked_flock(deadline_s: float = 10) -> None:
-    """Poll /proc/locks until some process waits for a flock (a "->" line)."""
+def _wait_for_a_blocked_flock(path: Path, deadline_s: float = 10) -> None:
+    """Poll /proc/locks until this process waits for a flock on ``path`` (a "->" line)."""
     pace = threading.Event()
     deadline = time.monotonic() + deadline_s
-    while "-> FLOCK" not in Path("/proc/locks").read_text():
+    ino, pid = path.stat().st_ino, os.getpid()
+
+    def waiting() -> bool:
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if "->" in fields and "FLOCK" in fields:
+                lock = fields[fields.index("FLOCK") :]
+                if lock[3] == str(pid) and lock[4].endswith(f":{ino}"):
+                    return True
+        return False
+
+    while not waiting():
         assert time.monotonic() < deadline, "the recording thread never waited for the lock"
         pace.wait(0.005)
 
@@ -329,7 +340,7 @@ def test_a_child_forked_while_a_parent_thread_waits_for_the_lock_keeps_no_copy_o
     waiting = threading.Thread(target=lambda: w.record("user.login"))
     waiting.start()
     try:
-        _wait_for_a_blocked_flock()
+        _wait_for_a_blocked_flock(lock_path)
         pid = os.fork()
         if pid == 0:
             code = 1
