@@ -27,7 +27,7 @@ data_dir_option = click.option(
     default="./data",
     show_default=True,
     show_envvar=True,
-    help="Data directory: logs in <data>/logs, database <data>/audit.db.",
+    help="Data directory: logs in <data>/logs, audit.db (and the panel's accounts.db) beside them.",
 )
 
 

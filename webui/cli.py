@@ -7,20 +7,12 @@ from pathlib import Path
 
 import click
 
+from indexer.cli import data_dir_option
+
 from .accounts import ROLES, AccountError, Accounts
 from .config import PanelConfig
 
 __all__ = ["COMMANDS", "admin", "serve"]
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="TREK_DATA_DIR",
-    default="./data",
-    show_default=True,
-    show_envvar=True,
-    help="Data directory: logs in <data>/logs, audit.db and accounts.db beside them.",
-)
 
 
 def _config(data_dir: Path) -> PanelConfig:
