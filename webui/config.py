@@ -16,18 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from writer.config import SETTINGS as WRITER_SETTINGS
-from writer.config import Setting, WriterConfig, parse_bool
+from writer.config import Setting, WriterConfig, parse_bool, parse_non_negative_int
 
 __all__ = ["SETTINGS", "PanelConfig", "SecretKeyError", "load_or_create_secret_key"]
 
 log = logging.getLogger(__name__)
-
-
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError(f"expected zero or a positive integer, got {value!r}")
-    return number
 
 
 SETTINGS: dict[str, Setting] = {
@@ -58,7 +51,7 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "TREK_LAG_WARN_BYTES",
             "65536",
-            _non_negative_int,
+            parse_non_negative_int,
             "Show the indexer banner when this many bytes of log are not yet indexed.",
         ),
     )

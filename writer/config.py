@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SETTINGS", "Setting", "WriterConfig", "parse_bool", "parse_trust_proxy"]
+__all__ = [
+    "SETTINGS",
+    "Setting",
+    "WriterConfig",
+    "parse_bool",
+    "parse_non_negative_int",
+    "parse_positive_int",
+    "parse_trust_proxy",
+]
 
 
 def parse_bool(value: str) -> bool:
@@ -57,14 +65,14 @@ def parse_trust_proxy(value: object) -> int:
     return hops
 
 
-def _positive_int(value: str) -> int:
+def parse_positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise ValueError(f"expected a positive integer, got {value!r}")
     return number
 
 
-def _non_negative_int(value: str) -> int:
+def parse_non_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
         raise ValueError(f"expected zero or a positive integer, got {value!r}")
@@ -95,19 +103,19 @@ SETTINGS: dict[str, Setting] = {
         Setting(
             "TREK_LOG_MAX_BYTES",
             "10485760",
-            _positive_int,
+            parse_positive_int,
             "Rotate before a write would take trek.log past this many bytes.",
         ),
         Setting(
             "TREK_LOG_BACKUPS",
             "4",
-            _non_negative_int,
+            parse_non_negative_int,
             "Rotated files kept: trek.log.1 (newest) to trek.log.N.",
         ),
         Setting(
             "TREK_LOG_MAX_LINE_BYTES",
             "65536",
-            _positive_int,
+            parse_positive_int,
             "Largest accepted event line in bytes, newline included; "
             "larger events raise ValueError.",
         ),
