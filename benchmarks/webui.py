@@ -48,7 +48,7 @@ from indexer.query import Entry  # noqa: E402
 from indexer.schema import open_database  # noqa: E402
 from webui import create_app  # noqa: E402
 from webui.entries import api_entry  # noqa: E402
-from webui.serve import PanelServer, default_workers  # noqa: E402
+from webui.serve import PanelServer, default_workers, gunicorn_options  # noqa: E402
 
 OUT = HERE / "out"
 PASSWORD = "bench-password"  # noqa: S105 - a throwaway account in a throwaway data dir
@@ -300,15 +300,7 @@ def serve_forever(port: int, workers: int) -> None:
         def load(self) -> Any:
             return bench_app()
 
-    options = {
-        "bind": f"127.0.0.1:{port}",
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": 4,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "warning",
-    }
+    options = gunicorn_options("127.0.0.1", port, workers)
     BenchServer(PanelConfig(data_dir=DATA_DIR), options).run()
 
 

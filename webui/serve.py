@@ -24,7 +24,7 @@ from indexer.lock import holder_pid, is_locked
 from .accounts import Accounts
 from .config import PanelConfig, load_or_create_secret_key
 
-__all__ = ["IndexerProcess", "PanelServer", "ensure_admin", "serve"]
+__all__ = ["IndexerProcess", "PanelServer", "ensure_admin", "gunicorn_options", "serve"]
 
 Echo = Callable[[str], None]
 
@@ -142,7 +142,15 @@ def serve(config: PanelConfig, host: str, port: int, workers: int, echo: Echo) -
     def when_ready(_server: object) -> None:
         echo(f"trek-audit panel on {url}  (data: {config.data_dir.resolve()}; Ctrl-C stops)")
 
-    options = {
+    options = gunicorn_options(host, port, workers)
+    options["when_ready"] = when_ready
+    with IndexerProcess(config.data_dir, echo):
+        PanelServer(config, options).run()
+
+
+def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    """The gunicorn settings ``serve`` runs with (the benchmark runs the same ones)."""
+    return {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "worker_class": "gthread",
@@ -152,12 +160,9 @@ def serve(config: PanelConfig, host: str, port: int, workers: int, echo: Echo) -
         "loglevel": "warning",
         "timeout": 60,
         "graceful_timeout": 10,
-        "when_ready": when_ready,
         "proc_name": "trek-audit",
         "preload_app": False,
     }
-    with IndexerProcess(config.data_dir, echo):
-        PanelServer(config, options).run()
 
 
 def default_workers() -> int:
