@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 SHORT = bool(os.environ.get("TREK_TEST_SHORT"))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An empty data directory, as TREK_DATA_DIR names it."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -10,13 +10,6 @@ from logfiles import Reader
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def log_dir(data_dir: Path) -> Path:
     path = data_dir / "logs"
     path.mkdir()

@@ -17,13 +17,6 @@ from webui import create_app
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "data"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def db(data_dir: Path) -> Iterator[sqlite3.Connection]:
     conn = open_database(data_dir / "audit.db")
     yield conn
