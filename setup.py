@@ -1,7 +1,7 @@
 """Build of the optional C fast path of the writer; the project's metadata is in pyproject.toml.
 
 ``optional=True``: where it cannot be compiled, the install goes on and the writer uses its
-pure-Python path (see ``writer.appender.FAST_PATH``).
+pure-Python path (see ``trek_audit.writer.appender``).
 """
 
 from setuptools import Extension, setup
@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "writer._fastappend",
+            "trek_audit.writer._fastappend",
             ["writer/_fastappend.c"],
             extra_compile_args=["-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,

@@ -35,14 +35,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from indexer.scanner import event_row  # noqa: E402
-from indexer.schema import connect, open_database  # noqa: E402
-from indexer.status import read_status  # noqa: E402
-from writer import AuditWriter  # noqa: E402
-from writer.catalog import ACTIONS  # noqa: E402
-from writer.line import decode, encode  # noqa: E402
+from trek_audit.indexer.scanner import event_row
+from trek_audit.indexer.schema import connect, open_database
+from trek_audit.indexer.status import read_status
+from trek_audit.writer import AuditWriter
+from trek_audit.writer.catalog import ACTIONS
+from trek_audit.writer.line import decode, encode
 
 FILES = 5  # trek.log.4 .. trek.log
 INSERT = (

@@ -37,18 +37,15 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# This file is called webui.py: keep its directory off the path so `import webui` is the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(ROOT))
 
-import orjson  # noqa: E402
-from flask import Blueprint, Flask, Response, request  # noqa: E402
+import orjson
+from flask import Blueprint, Flask, Response, request
 
-from indexer.query import Entry  # noqa: E402
-from indexer.schema import open_database  # noqa: E402
-from webui import create_app  # noqa: E402
-from webui.entries import api_entry  # noqa: E402
-from webui.serve import PanelServer, default_workers, gunicorn_options  # noqa: E402
+from trek_audit.indexer.query import Entry
+from trek_audit.indexer.schema import open_database
+from trek_audit.webui import create_app
+from trek_audit.webui.entries import api_entry
+from trek_audit.webui.serve import PanelServer, default_workers, gunicorn_options
 
 OUT = HERE / "out"
 PASSWORD = "bench-password"  # noqa: S105 - a throwaway account in a throwaway data dir
@@ -240,7 +237,7 @@ def in_server(app: Flask, rows: int, repeat: int) -> dict[str, dict[str, float]]
 
 
 def count_without_scan(data_dir: Path) -> str:
-    from indexer.query import AuditQuery, Filter
+    from trek_audit.indexer.query import AuditQuery, Filter
 
     query = AuditQuery.open(data_dir / "audit.db")
     try:
@@ -294,7 +291,7 @@ class Server:
 
 
 def serve_forever(port: int, workers: int) -> None:
-    from webui.config import PanelConfig
+    from trek_audit.webui.config import PanelConfig
 
     class BenchServer(PanelServer):
         def load(self) -> Any:
@@ -400,7 +397,7 @@ def main() -> None:
         return
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     build(DATA_DIR, rows)
-    from webui.accounts import Accounts
+    from trek_audit.webui.accounts import Accounts
 
     accounts = Accounts(DATA_DIR / "accounts.db")
     if accounts.by_username("bench") is None:

@@ -34,16 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# This file is named writer.py: its directory must be off sys.path for `import writer`.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+import orjson
+from concurrent_log_handler import ConcurrentRotatingFileHandler
 
-import orjson  # noqa: E402
-from concurrent_log_handler import ConcurrentRotatingFileHandler  # noqa: E402
-
-import writer.appender  # noqa: E402
-from writer import ACTIONS, AuditWriter, decode  # noqa: E402
+import trek_audit.writer.appender as appender
+from trek_audit.writer import ACTIONS, AuditWriter, decode
 
 MAX_BYTES = 10 * 1024 * 1024
 CONCURRENT_MAX_BYTES = 1024 * 1024
@@ -155,17 +150,17 @@ def run_audit_writer(directory: Path, events: list[dict[str, Any]]) -> tuple[flo
 def run_audit_writer_pure_python(
     directory: Path, events: list[dict[str, Any]]
 ) -> tuple[float, float]:
-    active, writer.appender.FAST_PATH = writer.appender.FAST_PATH, False
+    active, appender.FAST_PATH = appender.FAST_PATH, False
     try:
         return run_audit_writer(directory, events)
     finally:
-        writer.appender.FAST_PATH = active
+        appender.FAST_PATH = active
 
 
 def active_path() -> str:
-    if writer.appender.FAST_PATH:
+    if appender.FAST_PATH:
         return "C fast path (writer/_fastappend.c)"
-    if writer.appender._fast_append is None:
+    if appender._fast_append is None:
         return "pure Python (the C extension is not built)"
     return "pure Python (TREK_WRITER_PURE_PYTHON is set)"
 
@@ -267,9 +262,9 @@ def main() -> int:
         "floor: orjson.dumps + os.write (O_APPEND)",
         "logging RotatingFileHandler + JSON",
         "ConcurrentRotatingFileHandler + JSON",
-        f"AuditWriter.record ({'C fast path' if writer.appender.FAST_PATH else 'pure Python'})",
+        f"AuditWriter.record ({'C fast path' if appender.FAST_PATH else 'pure Python'})",
     ]
-    if writer.appender.FAST_PATH:
+    if appender.FAST_PATH:
         contenders.append((run_audit_writer_pure_python, events))
         names.append("AuditWriter.record (pure Python, compared)")
     results = best_times(rounds, contenders)

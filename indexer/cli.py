@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
-from indexer.follower import Indexer
-from indexer.lock import IndexerBusy
-from indexer.status import read_status
+from trek_audit.indexer.follower import Indexer
+from trek_audit.indexer.lock import IndexerBusy
+from trek_audit.indexer.status import read_status
 
 __all__ = ["COMMANDS", "index", "status"]
 

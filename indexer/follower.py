@@ -19,12 +19,12 @@ from types import TracebackType
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from indexer.ledger import Ledger
-from indexer.lock import IndexerLock
-from indexer.scanner import Scanner, ScanReport
-from indexer.schema import connect, open_database
-from indexer.segments import LOG_NAME
-from indexer.status import DB_NAME, LOG_SUBDIR
+from trek_audit.indexer.ledger import Ledger
+from trek_audit.indexer.lock import IndexerLock
+from trek_audit.indexer.scanner import Scanner, ScanReport
+from trek_audit.indexer.schema import connect, open_database
+from trek_audit.indexer.segments import LOG_NAME
+from trek_audit.indexer.status import DB_NAME, LOG_SUBDIR
 
 __all__ = ["Indexer"]
 

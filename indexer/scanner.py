@@ -20,9 +20,9 @@ from typing import BinaryIO
 
 import orjson
 
-from indexer.ledger import FileState, Ledger, LedgerConflict, Rejected, Row
-from indexer.segments import LOG_NAME, LineReader, file_key, highest_slot, log_path
-from writer.line import Event, LineError, decode
+from trek_audit.indexer.ledger import FileState, Ledger, LedgerConflict, Rejected, Row
+from trek_audit.indexer.segments import LOG_NAME, LineReader, file_key, highest_slot, log_path
+from trek_audit.writer.line import Event, LineError, decode
 
 __all__ = ["ScanReport", "Scanner", "event_row"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from writer.line import LineError, decode
+from trek_audit.writer.line import LineError, decode
 
 __all__ = [
     "LOG_NAME",

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.lock import holder_pid, is_locked
-from indexer.schema import connect
-from indexer.segments import file_key, list_log_files
+from trek_audit.indexer.lock import holder_pid, is_locked
+from trek_audit.indexer.schema import connect
+from trek_audit.indexer.segments import file_key, list_log_files
 
 __all__ = ["DB_NAME", "LOG_SUBDIR", "read_status"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from indexer.cli import COMMANDS as INDEXER_COMMANDS
-from webui.cli import register as register_webui_commands
-from writer.cli import record as record_command
+from trek_audit.indexer.cli import COMMANDS as INDEXER_COMMANDS
+from trek_audit.webui.cli import register as register_webui_commands
+from trek_audit.writer.cli import record as record_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,8 +14,8 @@ from flask import Flask, g, jsonify, make_response, render_template
 from werkzeug.exceptions import HTTPException, ServiceUnavailable
 from werkzeug.wrappers import Response as BaseResponse
 
-from indexer.query import AuditQuery, CountCache, HistogramCache
-from writer import AuditWriteError, AuditWriter
+from trek_audit.indexer.query import AuditQuery, CountCache, HistogramCache
+from trek_audit.writer import AuditWriteError, AuditWriter
 
 from .accounts import Account, Accounts
 from .config import PanelConfig, load_or_create_secret_key

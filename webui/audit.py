@@ -21,8 +21,8 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from indexer.query import AuditQuery, Entry, Filter, Histogram
-from writer.catalog import ACTIONS, AREAS
+from trek_audit.indexer.query import AuditQuery, Entry, Filter, Histogram
+from trek_audit.writer.catalog import ACTIONS, AREAS
 
 from .accounts import ROLES, AccountError
 from .app import PanelState, get_db, record_event

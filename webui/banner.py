@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.query import AuditQuery
+from trek_audit.indexer.query import AuditQuery
 
 __all__ = ["BEHIND_SECONDS", "indexer_warnings"]
 
@@ -17,7 +17,7 @@ BEHIND_SECONDS = 5.0
 
 
 def _status(data_dir: Path, db: AuditQuery | None) -> dict[str, Any]:
-    from indexer.status import read_status
+    from trek_audit.indexer.status import read_status
 
     return read_status(data_dir, conn=db.conn if db is not None else None)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from indexer.cli import data_dir_option
+from trek_audit.indexer.cli import data_dir_option
 
 from .accounts import ROLES, AccountError, Accounts
 from .config import PanelConfig
@@ -141,7 +141,7 @@ def set_password(data_dir: Path, name: str, password_stdin: bool) -> None:
 
 
 def _record(config: PanelConfig, action: str, **fields: object) -> None:
-    from writer import AuditWriteError, AuditWriter
+    from trek_audit.writer import AuditWriteError, AuditWriter
 
     w = config.writer
     try:

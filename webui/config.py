@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from writer.config import SETTINGS as WRITER_SETTINGS
-from writer.config import Setting, WriterConfig, parse_bool, parse_non_negative_int
+from trek_audit.writer.config import SETTINGS as WRITER_SETTINGS
+from trek_audit.writer.config import Setting, WriterConfig, parse_bool, parse_non_negative_int
 
 __all__ = ["SETTINGS", "PanelConfig", "SecretKeyError", "load_or_create_secret_key"]
 

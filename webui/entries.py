@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from indexer.query import Entry
-from writer.catalog import describe
+from trek_audit.indexer.query import Entry
+from trek_audit.writer.catalog import describe
 
 __all__ = ["CSV_HEADER", "api_entry", "csv_record", "ndjson_line", "table_row"]
 

@@ -9,7 +9,7 @@ import time
 from flask import Response, abort, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from writer.client_ip import client_ip
+from trek_audit.writer.client_ip import client_ip
 
 from .accounts import Account
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from indexer.lock import holder_pid, is_locked
+from trek_audit.indexer.lock import holder_pid, is_locked
 
 from .accounts import Accounts
 from .config import PanelConfig, load_or_create_secret_key

@@ -510,7 +510,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "writer._fastappend",
+    PyModuleDef_HEAD_INIT, "trek_audit.writer._fastappend",
     "The common case of the writer's append in C (see writer/appender.py).", -1, methods,
 };
 

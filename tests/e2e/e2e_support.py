@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from writer import AuditWriter
+from trek_audit.writer import AuditWriter
 
 ADMIN_PASSWORD = "e2e-admin-password"
 PAYLOAD_DETAILS = {

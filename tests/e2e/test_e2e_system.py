@@ -6,7 +6,7 @@ import signal
 
 from e2e_support import ADMIN_PASSWORD, Panel, Session, start_panel, stop_panel, wait_for
 
-from indexer.lock import is_locked
+from trek_audit.indexer.lock import is_locked
 
 
 def test_serve_indexes_the_log_and_serves_it(panel: Panel) -> None:

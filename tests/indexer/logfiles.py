@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from indexer.schema import connect
-from writer.line import encode
+from trek_audit.indexer.schema import connect
+from trek_audit.writer.line import encode
 
 
 class Reader:

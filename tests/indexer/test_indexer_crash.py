@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from logfiles import Reader, append, wait_for
 
-from indexer import Indexer, read_status
-from writer.line import decode
+from trek_audit.indexer import Indexer, read_status
+from trek_audit.writer.line import decode
 
 SHORT = bool(__import__("os").environ.get("TREK_TEST_SHORT"))
 
 WRITER = """
 import random, sys, threading
-from writer import AuditWriter
+from trek_audit.writer import AuditWriter
 
 log_dir, max_bytes, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 pause = threading.Event()

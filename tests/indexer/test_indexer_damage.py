@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from logfiles import Reader, append, line, rotate
 
-from indexer import Indexer, read_status
+from trek_audit.indexer import Indexer, read_status
 
 
 def index_once(data_dir: Path, **options: object) -> None:
@@ -144,7 +144,7 @@ def _new_file_on_inode(
 
     path.write_bytes(content)
     new = path.stat()
-    monkeypatch.setattr("indexer.scanner.os.fstat", fstat_with_reused_inode)
+    monkeypatch.setattr("trek_audit.indexer.scanner.os.fstat", fstat_with_reused_inode)
 
 
 def test_a_new_file_on_a_reused_inode_is_read_from_its_start(

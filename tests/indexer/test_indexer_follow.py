@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from logfiles import Reader, append, rotate, wait_for
 
-from indexer import Indexer, IndexerBusy, read_status
-from indexer.follower import _WakeOnLogChange
+from trek_audit.indexer import Indexer, IndexerBusy, read_status
+from trek_audit.indexer.follower import _WakeOnLogChange
 
 
 def test_a_second_indexer_on_the_same_directory_is_refused_with_the_holders_pid(
@@ -118,7 +118,7 @@ def test_stopping_commits_and_releases_the_directory(
 def test_a_failing_pass_is_retried_without_stopping_the_indexer(
     data_dir: Path, log_dir: Path, db: Reader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from indexer.scanner import Scanner
+    from trek_audit.indexer.scanner import Scanner
 
     real_scan = Scanner.scan
     failures = [RuntimeError("disk hiccup")]

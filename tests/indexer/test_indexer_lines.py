@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from logfiles import Reader, append, event, line
 
-from indexer import Indexer
-from indexer.scanner import event_row
-from indexer.segments import RAW_KEEP, LineReader
-from writer.line import KEYS, LineError, decode
+from trek_audit.indexer import Indexer
+from trek_audit.indexer.scanner import event_row
+from trek_audit.indexer.segments import RAW_KEEP, LineReader
+from trek_audit.writer.line import KEYS, LineError, decode
 
 MAX_LINE = 2048
 

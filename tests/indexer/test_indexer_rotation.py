@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from logfiles import Reader, append, rotate, wait_for
 
-from indexer import Indexer, scanner
+from trek_audit.indexer import Indexer, scanner
 
 
 def index_once(data_dir: Path, **options: object) -> None:

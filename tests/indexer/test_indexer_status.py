@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from logfiles import Reader, append, line, wait_for
 
-from indexer import Indexer, read_status
-from indexer.schema import open_database
+from trek_audit.indexer import Indexer, read_status
+from trek_audit.indexer.schema import open_database
 from trek_audit.cli import main
 
 STATUS_KEYS = {"indexed", "last_seq", "lag_bytes", "gaps", "rejected", "running"}

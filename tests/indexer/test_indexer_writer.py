@@ -7,8 +7,8 @@ from pathlib import Path
 
 from logfiles import Reader, wait_for
 
-from indexer import Indexer, read_status
-from writer import AuditWriter
+from trek_audit.indexer import Indexer, read_status
+from trek_audit.writer import AuditWriter
 
 
 def test_events_recorded_across_the_writers_rotations_are_indexed_once_in_order(

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webui_support import ADMIN, VIEWER, insert_rows, log_in, make_row
 
-from indexer.schema import open_database
-from webui import create_app
+from trek_audit.indexer.schema import open_database
+from trek_audit.webui import create_app
 
 
 @pytest.fixture

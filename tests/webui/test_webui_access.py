@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webui_support import ADMIN, csrf_from, log_in
 
-from webui.entries import CSV_HEADER
+from trek_audit.webui.entries import CSV_HEADER
 
 PAGES = [
     "/",
@@ -172,7 +172,7 @@ def test_session_cookie_is_httponly_and_samesite_lax(client: FlaskClient) -> Non
 
 
 def test_session_cookie_is_secure_when_configured(settings: dict[str, str]) -> None:
-    from webui import create_app
+    from trek_audit.webui import create_app
 
     app = create_app({**settings, "TREK_COOKIE_SECURE": "true"})
     app.extensions["trek_audit"].accounts.create("root", "root-password", "admin")

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webui_support import insert_rows, make_row
 
-from indexer.query import AuditQuery, Filter, fts_query
+from trek_audit.indexer.query import AuditQuery, Filter, fts_query
 
 AddRows = Callable[..., list[dict[str, Any]]]
 
@@ -340,7 +340,7 @@ def test_chart_is_svg_without_script(admin_client: FlaskClient, add_rows: AddRow
     ids=["action", "user-or", "fts", "since"],
 )
 def test_cached_counts_stay_exact_as_rows_arrive(db: sqlite3.Connection, flt: Filter) -> None:
-    from indexer.query import CountCache
+    from trek_audit.indexer.query import CountCache
 
     cache = CountCache()
     query = AuditQuery(db)
@@ -370,7 +370,7 @@ def test_cached_counts_stay_exact_as_rows_arrive(db: sqlite3.Connection, flt: Fi
 def test_cached_histograms_match_fresh_ones_as_rows_arrive(
     db: sqlite3.Connection, flt: Filter
 ) -> None:
-    from indexer.query import HistogramCache
+    from trek_audit.indexer.query import HistogramCache
 
     cache = HistogramCache()
     query = AuditQuery(db)

@@ -8,7 +8,7 @@ from pathlib import Path
 from flask.testing import FlaskClient
 from webui_support import insert_rows, make_row
 
-from indexer import Indexer
+from trek_audit.indexer import Indexer
 
 
 def test_banner_shows_gaps_and_rejected_lines(

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from trek_audit.cli import main
-from webui.accounts import Accounts
-from webui.config import PanelConfig
-from webui.serve import ensure_admin
-from writer.line import decode
+from trek_audit.webui.accounts import Accounts
+from trek_audit.webui.config import PanelConfig
+from trek_audit.webui.serve import ensure_admin
+from trek_audit.writer.line import decode
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_first_start_takes_trek_admin_password(tmp_path: Path) -> None:
 
 
 def test_secret_key_is_created_once_with_mode_0600(tmp_path: Path) -> None:
-    from webui.config import load_or_create_secret_key
+    from trek_audit.webui.config import load_or_create_secret_key
 
     key = load_or_create_secret_key(tmp_path / "secret_key")
     assert load_or_create_secret_key(tmp_path / "secret_key") == key
@@ -116,7 +116,7 @@ def test_secret_key_is_created_once_with_mode_0600(tmp_path: Path) -> None:
 
 
 def test_secret_key_readable_by_others_is_made_private(tmp_path: Path) -> None:
-    from webui.config import load_or_create_secret_key
+    from trek_audit.webui.config import load_or_create_secret_key
 
     path = tmp_path / "secret_key"
     path.write_text("k" * 64 + "\n", encoding="ascii")
@@ -127,7 +127,7 @@ def test_secret_key_readable_by_others_is_made_private(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", ["", "\n", "short\n"], ids=["empty", "newline", "short"])
 def test_secret_key_file_without_a_usable_key_is_refused(tmp_path: Path, content: str) -> None:
-    from webui.config import SecretKeyError, load_or_create_secret_key
+    from trek_audit.webui.config import SecretKeyError, load_or_create_secret_key
 
     path = tmp_path / "secret_key"
     path.write_text(content, encoding="ascii")

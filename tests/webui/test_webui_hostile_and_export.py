@@ -13,9 +13,9 @@ import pytest
 from flask.testing import FlaskClient
 from webui_support import insert_rows, make_row
 
-from indexer.query import Histogram
-from webui.chart import render_svg
-from writer.line import decode
+from trek_audit.indexer.query import Histogram
+from trek_audit.webui.chart import render_svg
+from trek_audit.writer.line import decode
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -180,7 +180,7 @@ def test_export_refused_when_the_audit_log_cannot_record_it(
 ) -> None:
     from flask import current_app
 
-    from writer import AuditWriteError
+    from trek_audit.writer import AuditWriteError
 
     insert_rows(db, [make_row(1)])
     with admin_client.application.app_context():

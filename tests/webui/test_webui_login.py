@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from webui_support import ADMIN, VIEWER, csrf_from, log_in
 
-from indexer import Indexer
-from webui import create_app
-from writer.line import decode
+from trek_audit.indexer import Indexer
+from trek_audit.webui import create_app
+from trek_audit.writer.line import decode
 
 
 def logged_events(data_dir: Path) -> list[dict[str, Any]]:
@@ -271,16 +271,16 @@ def test_an_unknown_username_costs_a_password_hash_like_a_known_one(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No timing difference tells which usernames exist."""
-    import webui.accounts
+    import trek_audit.webui.accounts as accounts
 
     hashed: list[str] = []
-    real = webui.accounts.check_password_hash
+    real = accounts.check_password_hash
 
     def counting(pwhash: str, password: str) -> bool:
         hashed.append(pwhash.split("$", 1)[0])  # method and cost, e.g. scrypt:32768:8:1
         return real(pwhash, password)
 
-    monkeypatch.setattr(webui.accounts, "check_password_hash", counting)
+    monkeypatch.setattr(accounts, "check_password_hash", counting)
     assert (
         log_in(client, "no-such-user", "some-password", REMOTE_ADDR="192.0.2.1").status_code == 401
     )

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from writer_support import skip_outside_ci
 
-import writer.appender as appender
+import trek_audit.writer.appender as appender
 
 PURE_PYTHON_ENV = "TREK_WRITER_PURE_PYTHON"
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from writer_support import read_events
 
-import writer
+import trek_audit.writer as writer
 from trek_audit.cli import main
-from writer import decode
+from trek_audit.writer import decode
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from writer import AuditWriter, client_ip
-from writer.request import record_request, request_ip
+from trek_audit.writer import AuditWriter, client_ip
+from trek_audit.writer.request import record_request, request_ip
 
 REMOTE = "10.0.0.9"
 
@@ -136,7 +136,7 @@ def test_flask_helper_falls_back_to_the_environment_setting(
 def test_flask_helper_uses_the_default_writer(
     app: Flask, log_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import writer
+    import trek_audit.writer as writer
 
     monkeypatch.setenv("TREK_DATA_DIR", str(log_dir.parent))
     writer.reset_default_writer()

@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from writer_support import SHORT_MODE, assert_no_gaps, log_files, read_events
 
-import writer
-from writer import AuditWriter
+import trek_audit.writer as writer
+from trek_audit.writer import AuditWriter
 
 PROJECT = Path(__file__).parents[2]
 
 WORKER = textwrap.dedent(
     """
     import sys, threading
-    from writer import AuditWriter
+    from trek_audit.writer import AuditWriter
 
     log_dir = sys.argv[1]
     threads, count, max_bytes = (int(arg) for arg in sys.argv[2:5])
@@ -229,7 +229,7 @@ def test_child_forked_while_a_parent_thread_is_inside_record_can_record(log_dir:
 KILLED_WORKER = textwrap.dedent(
     """
     import sys
-    from writer import AuditWriter
+    from trek_audit.writer import AuditWriter
 
     w = AuditWriter(sys.argv[1], max_bytes=16384, backups=100_000)
     print("ready", flush=True)
@@ -247,7 +247,7 @@ def test_writers_killed_at_random_moments_leave_no_gap_and_no_repeat(log_dir: Pa
     import random
     import signal
 
-    from writer import decode
+    from trek_audit.writer import decode
 
     rounds = 4 if SHORT_MODE else 20
     rng = random.Random(4)
@@ -373,7 +373,7 @@ AT_EXIT = textwrap.dedent(
         w.record("user.logout")
 
     atexit.register(late_record)
-    from writer import AuditWriter
+    from trek_audit.writer import AuditWriter
     w = AuditWriter(log_dir)
     w.record("user.login")
     """

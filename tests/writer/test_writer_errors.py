@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from writer_support import remount, seqs, skip_outside_ci
 
-import writer.appender as appender
-from writer import AuditWriteError, AuditWriter
+import trek_audit.writer.appender as appender
+from trek_audit.writer import AuditWriteError, AuditWriter
 
 NOBODY = 65534
 

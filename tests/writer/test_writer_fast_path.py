@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from writer_support import seqs
 
-import writer.appender as appender
-from writer import AuditWriter, encode
-from writer.line import check_details, check_user
+import trek_audit.writer.appender as appender
+from trek_audit.writer import AuditWriter, encode
+from trek_audit.writer.line import check_details, check_user
 
 PROJECT = Path(__file__).parents[2]
 STATE = struct.Struct("<4sIQQQQ")
@@ -61,7 +61,7 @@ def test_the_c_fast_path_is_built_and_used_for_the_common_case(
 def test_trek_writer_pure_python_turns_the_fast_path_off(setting: str, expected: bool) -> None:
     env = {**os.environ, "TREK_WRITER_PURE_PYTHON": setting}
     result = subprocess.run(
-        [sys.executable, "-c", "import writer.appender as a; print(a.FAST_PATH)"],
+        [sys.executable, "-c", "import trek_audit.writer.appender as a; print(a.FAST_PATH)"],
         cwd=PROJECT,
         env=env,
         capture_output=True,

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from writer_support import read_events, seqs
 
-import writer
-from writer import AuditWriter, decode, encode
+import trek_audit.writer as writer
+from trek_audit.writer import AuditWriter, decode, encode
 
 SCHEMA = json.loads((Path(writer.__file__).parent / "audit-line-v1.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -152,7 +152,7 @@ def test_ids_are_unique_uuid7_and_ts_is_utc_with_microseconds(log_dir: Path) -> 
 def test_ts_never_goes_back_in_seq_order_when_the_clock_steps_back(
     log_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import writer.appender as appender
+    import trek_audit.writer.appender as appender
 
     with AuditWriter(log_dir) as w:
         first = w.record("user.login")
@@ -205,7 +205,7 @@ def test_the_public_api_is_exported() -> None:
 
 
 def test_uuid7_carries_the_given_millisecond_time_and_random_bits() -> None:
-    from writer.ids import uuid7
+    from trek_audit.writer.ids import uuid7
 
     ids = {uuid7(0x0123_4567_89AB) for _ in range(1000)}
     assert len(ids) == 1000

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from writer_support import assert_no_gaps, seqs
 
-import writer.appender as appender
-from writer import AuditWriteError, AuditWriter
+import trek_audit.writer.appender as appender
+from trek_audit.writer import AuditWriteError, AuditWriter
 
 LOCK = ".trek-audit.lock"
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from writer_support import assert_no_gaps, log_files, read_events, seqs
 
-import writer.appender as appender
-from writer import AuditWriteError, AuditWriter, decode
+import trek_audit.writer.appender as appender
+from trek_audit.writer import AuditWriteError, AuditWriter, decode
 
 
 def names(log_dir: Path) -> list[str]:

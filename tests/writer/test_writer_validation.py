@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from writer_support import seqs
 
-from writer import AuditWriter
+from trek_audit.writer import AuditWriter
 
 
 class Color(enum.Enum):

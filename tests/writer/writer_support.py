@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from writer import decode
-from writer.line import Event
+from trek_audit.writer import decode
+from trek_audit.writer.line import Event
 
 # Soak and stress tests run a short mode when TREK_TEST_SHORT is set (CI sets it).
 SHORT_MODE = bool(os.environ.get("TREK_TEST_SHORT"))

@@ -1,0 +1,94 @@
+"""The layout of a data directory: every path trek-audit uses in it, and every file mode.
+
+```
+<data>/
+    logs/               LogDir: trek.log, trek.log.1 .. trek.log.N, .trek-audit.lock (writer state)
+    audit.db            the permanent index (and its -wal, -shm)
+    indexer.lock        one indexer per data directory
+    accounts.db         the panel's accounts and sessions
+    secret_key          signs the panel's session cookies
+```
+
+Shippers watch ``logs/trek.log*``: nothing else the writer makes in ``logs/`` matches that
+pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DIR_MODE",
+    "LOG_FILE_MODE",
+    "LOG_FILE_NAME",
+    "PRIVATE_FILE_MODE",
+    "DataDir",
+    "LogDir",
+]
+
+LOG_FILE_NAME = "trek.log"
+# The writer's lock and shared state; never matches trek.log*.
+WRITER_LOCK_NAME = ".trek-audit.lock"
+# Used only when backups=0 (trek.log is replaced by a fresh file): also outside trek.log*.
+FRESH_FILE_NAME = ".trek-audit.fresh"
+
+# Log files: the writer's user writes, its group (a log shipper) reads.
+LOG_FILE_MODE = 0o640
+DIR_MODE = 0o750
+# Password hashes and the cookie key: the owner alone.
+PRIVATE_FILE_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class LogDir:
+    """A log directory: trek.log, its rotations and the writer's lock file."""
+
+    path: Path
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / LOG_FILE_NAME
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / WRITER_LOCK_NAME
+
+    @property
+    def fresh_file(self) -> Path:
+        return self.path / FRESH_FILE_NAME
+
+    def rotated(self, number: int) -> Path:
+        """trek.log.N (``number`` 0 is trek.log itself)."""
+        return self.log_file if number == 0 else self.path / f"{LOG_FILE_NAME}.{number}"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """A data directory, as ``TREK_DATA_DIR`` names it."""
+
+    root: Path
+
+    @property
+    def logs(self) -> LogDir:
+        return LogDir(self.root / "logs")
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.root / "audit.db"
+
+    @property
+    def indexer_lock(self) -> Path:
+        return self.root / "indexer.lock"
+
+    @property
+    def accounts_db(self) -> Path:
+        return self.root / "accounts.db"
+
+    @property
+    def secret_key(self) -> Path:
+        return self.root / "secret_key"
