@@ -11,6 +11,7 @@ setup(
         Extension(
             "trek_audit.writer._fastappend",
             ["writer/_fastappend.c"],
+            depends=["writer/_fastappend.h"],
             extra_compile_args=["-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,
         )

@@ -5,8 +5,8 @@ Runs, on the same generated events:
 1. the floor: ``orjson.dumps(event)`` plus ``os.write`` to a file opened with ``O_APPEND``;
 2. ``logging.handlers.RotatingFileHandler`` with a JSON formatter (unsafe across processes);
 3. ``concurrent_log_handler.ConcurrentRotatingFileHandler`` with the same formatter;
-4. ``AuditWriter.record`` on the path this install uses (the C fast path when built), and on the
-   pure-Python path for comparison.
+4. ``AuditWriter.record`` on the path the settings give (the C fast path when built, unless
+   TREK_WRITER_PURE_PYTHON is set), and then on the pure-Python path for comparison.
 
 Times are per event, the best of a few interleaved rounds, as wall time and as this process's CPU
 time (user + system): on a shared machine the CPU time is the steadier figure.
@@ -32,13 +32,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
-import trek_audit.writer.appender as appender
+from trek_audit.settings import Settings
 from trek_audit.writer import ACTIONS, AuditWriter, decode
+from trek_audit.writer.appender import FAST_PATH_BUILT
 
 MAX_BYTES = 10 * 1024 * 1024
 CONCURRENT_MAX_BYTES = 1024 * 1024
@@ -78,7 +79,7 @@ def generate_events(count: int, seed: int = 2026) -> list[dict[str, Any]]:
 def full_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The same events with v, id, seq and ts made in advance, for the contenders that need them."""
     with tempfile.TemporaryDirectory() as scratch, AuditWriter(scratch) as w:
-        return [w.record(**event) for event in events]  # type: ignore[misc]
+        return [cast(dict[str, Any], w.record(**event)) for event in events]
 
 
 class JsonFormatter(logging.Formatter):
@@ -95,6 +96,9 @@ class Clock:
 
     def stop(self) -> tuple[float, float]:
         return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+Runner = Callable[[Path, list[dict[str, Any]]], tuple[float, float]]
 
 
 def run_floor(directory: Path, events: list[dict[str, Any]]) -> tuple[float, float]:
@@ -138,34 +142,26 @@ def run_concurrent_handler(directory: Path, events: list[dict[str, Any]]) -> tup
     return run_handler(handler, events)
 
 
-def run_audit_writer(directory: Path, events: list[dict[str, Any]]) -> tuple[float, float]:
-    with AuditWriter(directory, max_bytes=MAX_BYTES, backups=4) as w:
-        record = w.record
-        clock = Clock()
-        for event in events:
-            record(**event)
-        return clock.stop()
+def audit_writer_runner(fast_path: bool) -> Runner:
+    """Time ``AuditWriter.record`` on the C fast path or on the pure-Python path."""
+
+    def run_audit_writer(directory: Path, events: list[dict[str, Any]]) -> tuple[float, float]:
+        with AuditWriter(directory, max_bytes=MAX_BYTES, backups=4, fast_path=fast_path) as w:
+            record = w.record
+            clock = Clock()
+            for event in events:
+                record(**event)
+            return clock.stop()
+
+    return run_audit_writer
 
 
-def run_audit_writer_pure_python(
-    directory: Path, events: list[dict[str, Any]]
-) -> tuple[float, float]:
-    active, appender.FAST_PATH = appender.FAST_PATH, False
-    try:
-        return run_audit_writer(directory, events)
-    finally:
-        appender.FAST_PATH = active
-
-
-def active_path() -> str:
-    if appender.FAST_PATH:
-        return "C fast path (writer/_fastappend.c)"
-    if appender._fast_append is None:
+def path_name(settings: Settings) -> str:
+    if not FAST_PATH_BUILT:
         return "pure Python (the C extension is not built)"
-    return "pure Python (TREK_WRITER_PURE_PYTHON is set)"
-
-
-Runner = Callable[[Path, list[dict[str, Any]]], tuple[float, float]]
+    if settings.writer_pure_python:
+        return "pure Python (TREK_WRITER_PURE_PYTHON is set)"
+    return "C fast path (writer/_fastappend.c)"
 
 
 def best_times(rounds: int, contenders: list[tuple[Runner, Any]]) -> list[tuple[float, float]]:
@@ -188,16 +184,20 @@ def best_times(rounds: int, contenders: list[tuple[Runner, Any]]) -> list[tuple[
 
 
 def _concurrent_worker(
-    directory: str, events: list[dict[str, Any]], barrier: Any, backups: int
+    directory: str, events: list[dict[str, Any]], barrier: Any, backups: int, fast_path: bool
 ) -> None:
-    with AuditWriter(directory, max_bytes=CONCURRENT_MAX_BYTES, backups=backups) as w:
+    with AuditWriter(
+        directory, max_bytes=CONCURRENT_MAX_BYTES, backups=backups, fast_path=fast_path
+    ) as w:
         record = w.record
         barrier.wait()
         for event in events:
             record(**event)
 
 
-def run_concurrent(events: list[dict[str, Any]], processes: int) -> tuple[float, int, str]:
+def run_concurrent(
+    events: list[dict[str, Any]], processes: int, fast_path: bool
+) -> tuple[float, int, str]:
     """Events per second of ``processes`` writers together, and the seq check's verdict."""
     directory = Path(tempfile.mkdtemp(prefix="trek-bench-mp-"))
     total = len(events) * processes
@@ -206,7 +206,10 @@ def run_concurrent(events: list[dict[str, Any]], processes: int) -> tuple[float,
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(processes + 1)
     workers = [
-        context.Process(target=_concurrent_worker, args=(str(directory), events, barrier, backups))
+        context.Process(
+            target=_concurrent_worker,
+            args=(str(directory), events, barrier, backups, fast_path),
+        )
         for _ in range(processes)
     ]
     try:
@@ -245,27 +248,29 @@ def main() -> int:
     args = parser.parse_args()
     count, rounds, per_process = (3000, 3, 5000) if args.quick else (20000, 5, 25000)
 
+    settings = Settings.from_env()
+    fast = FAST_PATH_BUILT and not settings.writer_pure_python
     events = generate_events(count)
     full = full_events(events)
     print(
         f"writer benchmark: {count} events, best of {rounds} rounds, Python "
         f"{sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"AuditWriter path in this install: {active_path()}")
+    print(f"AuditWriter path in this install: {path_name(settings)}")
     contenders: list[tuple[Runner, Any]] = [
         (run_floor, full),
         (run_rotating, full),
         (run_concurrent_handler, full),
-        (run_audit_writer, events),
+        (audit_writer_runner(fast), events),
     ]
     names = [
         "floor: orjson.dumps + os.write (O_APPEND)",
         "logging RotatingFileHandler + JSON",
         "ConcurrentRotatingFileHandler + JSON",
-        f"AuditWriter.record ({'C fast path' if appender.FAST_PATH else 'pure Python'})",
+        f"AuditWriter.record ({'C fast path' if fast else 'pure Python'})",
     ]
-    if appender.FAST_PATH:
-        contenders.append((run_audit_writer_pure_python, events))
+    if fast:
+        contenders.append((audit_writer_runner(False), events))
         names.append("AuditWriter.record (pure Python, compared)")
     results = best_times(rounds, contenders)
     print(f"  {'':<42} {'wall us/event':>14} {'x floor':>8} {'CPU us/event':>13} {'x floor':>8}")
@@ -288,7 +293,7 @@ def main() -> int:
             f"{speedup:.1f}x {'PASS' if speedup >= TARGET_PEER_SPEEDUP else 'MISS'}"
         )
 
-    rate, files, verdict = run_concurrent(generate_events(per_process, seed=7), 4)
+    rate, files, verdict = run_concurrent(generate_events(per_process, seed=7), 4, fast)
     print(
         f"4 processes at once, rotation every 1 MB: {4 * per_process} events, "
         f"{rate:,.0f} events/s together"

@@ -1,10 +1,10 @@
 """The writer: the audit line format, the action catalog and the appender."""
 
-from .appender import AuditWriteError, AuditWriter
+from .appender import AuditWriter
 from .catalog import ACTIONS
 from .client_ip import client_ip
-from .config import WriterConfig
 from .default import default_writer, record, reset_default_writer
+from .errors import AuditWriteError
 from .line import Event, LineError, decode, encode
 
 __all__ = [
@@ -13,7 +13,6 @@ __all__ = [
     "AuditWriter",
     "Event",
     "LineError",
-    "WriterConfig",
     "client_ip",
     "decode",
     "default_writer",

@@ -5,18 +5,18 @@
  *
  * ``body`` is orjson's serialisation of ``event`` with the placeholders id "", seq 0, ts "".
  * Under flock(lock_fd) this reads the shared state page ``state`` (magic, version, last seq,
- * trek.log's inode, its expected size, last ts in ns: little-endian "<4sIQQQQ"), checks with
- * statx that trek.log (``log_fd``) is the file the state describes, takes the next seq and the
- * time (never before the last one), makes the UUIDv7 id and the ts, writes the line (body with
- * the real id, seq and ts, U+2028, U+2029 and U+0085 escaped) in one write() and stores the new
- * state. It then fills in event["id"], event["seq"], event["ts"] and returns the seq.
+ * trek.log's inode, its expected size, last ts in ns: the layout is in _fastappend.h), checks
+ * with statx that trek.log (``log_fd``) is the file the state describes, takes the next seq and
+ * the time (never before the last one), makes the UUIDv7 id and the ts, writes the line (body
+ * with the real id, seq and ts, U+2028, U+2029 and U+0085 escaped) in one write() and stores the
+ * new state. It then fills in event["id"], event["seq"], event["ts"] and returns the seq.
  *
  * The statx asks for the inode, link count and size only. Asking for times (as fstat does) makes
  * a kernel with multigrain timestamps (Linux 6.13+) give the next write a fine-grained mtime,
  * which dirties the inode on every append and about doubles the cost of the write. Looking up
  * ``path`` (to notice an outside rename of trek.log) costs as much as the write, so it is done
- * at most once a second: the time of the last look-up is kept in the state page after the
- * struct (offset 40), shared by all writers of the directory.
+ * at most once a second: the time of the last look-up is kept in the state page
+ * (STATE_OFF_PATH_CHECKED_NS), shared by all writers of the directory.
  *
  * It returns 0, with the files, the state and the event untouched and the lock released, for
  * everything else: a state that does not match trek.log, an unlinked trek.log, a rotation due, a
@@ -42,10 +42,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STATE_SIZE 48 /* struct "<4sIQQQQ", then the time trek.log was last looked up */
+#include "_fastappend.h"
+
 #define PATH_CHECK_NS 1000000000ULL
 #define STATX_WANTED (STATX_INO | STATX_NLINK | STATX_SIZE)
-#define PLACEHOLDER "{\"v\":1,\"id\":\"\",\"seq\":0,\"ts\":\"\","
 #define PLACEHOLDER_LEN (sizeof(PLACEHOLDER) - 1)
 #define ID_LEN 36 /* xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx */
 #define TS_LEN 27 /* 2026-11-26T13:22:49.123456Z */
@@ -183,29 +183,64 @@ format_ts(char *out, uint64_t ns)
     return 1;
 }
 
+/* The line breakers of _fastappend.h. An escape is at most ESCAPE_GROWTH times as long as what
+ * it replaces, which bounds the room copy_escaped needs. */
+#define ESCAPE_GROWTH 3
+#define BREAKER(name)                                                                             \
+    {name, sizeof(name) - 1, name##_ESCAPED, sizeof(name##_ESCAPED) - 1}
+#define CHECK_GROWTH(name)                                                                        \
+    _Static_assert(sizeof(name##_ESCAPED) - 1 <= ESCAPE_GROWTH * (sizeof(name) - 1),              \
+                   #name " grows too much")
+
+static const struct breaker {
+    const char *raw;
+    size_t raw_len;
+    const char *escaped;
+    size_t escaped_len;
+} BREAKERS[] = {
+    BREAKER(LINE_BREAKER_U2028),
+    BREAKER(LINE_BREAKER_U2029),
+    BREAKER(LINE_BREAKER_U0085),
+};
+#define BREAKER_COUNT (sizeof(BREAKERS) / sizeof(BREAKERS[0]))
+CHECK_GROWTH(LINE_BREAKER_U2028);
+CHECK_GROWTH(LINE_BREAKER_U2029);
+CHECK_GROWTH(LINE_BREAKER_U0085);
+
+static const struct breaker *
+breaker_at(const char *src, size_t left)
+{
+    for (size_t b = 0; b < BREAKER_COUNT; b++) {
+        const struct breaker *breaker = &BREAKERS[b];
+        if (left >= breaker->raw_len && src[0] == breaker->raw[0] &&
+            memcmp(src, breaker->raw, breaker->raw_len) == 0)
+            return breaker;
+    }
+    return NULL;
+}
+
 /* Copy src to out, escaping the line breakers orjson leaves raw; returns the bytes written.
- * out must have room for 3 * length bytes. */
+ * out must have room for ESCAPE_GROWTH * length bytes. */
 static size_t
 copy_escaped(char *out, const char *src, size_t length)
 {
-    if (memchr(src, 0xE2, length) == NULL && memchr(src, 0xC2, length) == NULL) {
+    int maybe = 0;
+    for (size_t b = 0; b < BREAKER_COUNT && !maybe; b++)
+        maybe = memchr(src, (unsigned char)BREAKERS[b].raw[0], length) != NULL;
+    if (!maybe) {
         memcpy(out, src, length);
         return length;
     }
     char *start = out;
-    for (size_t i = 0; i < length; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c == 0xE2 && i + 2 < length && (unsigned char)src[i + 1] == 0x80 &&
-            ((unsigned char)src[i + 2] == 0xA8 || (unsigned char)src[i + 2] == 0xA9)) {
-            out = put_str(out, (unsigned char)src[i + 2] == 0xA8 ? "\\u2028" : "\\u2029");
-            i += 2;
-        }
-        else if (c == 0xC2 && i + 1 < length && (unsigned char)src[i + 1] == 0x85) {
-            out = put_str(out, "\\u0085");
-            i += 1;
+    for (size_t i = 0; i < length;) {
+        const struct breaker *breaker = breaker_at(src + i, length - i);
+        if (breaker != NULL) {
+            memcpy(out, breaker->escaped, breaker->escaped_len);
+            out += breaker->escaped_len;
+            i += breaker->raw_len;
         }
         else {
-            *out++ = (char)c;
+            *out++ = src[i++];
         }
     }
     return (size_t)(out - start);
@@ -256,7 +291,7 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
      * needs the lock) right before it. */
     char stack_line[STACK_LINE];
     char *buffer = stack_line;
-    size_t room = HEAD_ROOM + 3 * tail_len;
+    size_t room = HEAD_ROOM + ESCAPE_GROWTH * tail_len;
     if (room > sizeof(stack_line)) {
         buffer = PyMem_Malloc(room);
         if (buffer == NULL)
@@ -289,10 +324,10 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     state = view.buf;
 
-    uint64_t seq = load_u64(state + 8), ino = load_u64(state + 16);
-    uint64_t size = load_u64(state + 24), last_ns = load_u64(state + 32);
+    uint64_t seq = load_u64(state + STATE_OFF_SEQ), ino = load_u64(state + STATE_OFF_INO);
+    uint64_t size = load_u64(state + STATE_OFF_SIZE), last_ns = load_u64(state + STATE_OFF_LAST_NS);
     struct statx st;
-    if (memcmp(state, "TRKA", 4) != 0 || ino != log_ino ||
+    if (memcmp(state + STATE_OFF_MAGIC, STATE_MAGIC, STATE_MAGIC_LEN) != 0 || ino != log_ino ||
         statx((int)log_fd, "", AT_EMPTY_PATH, STATX_WANTED, &st) != 0 ||
         (st.stx_mask & STATX_WANTED) != STATX_WANTED || st.stx_nlink == 0 || st.stx_ino != ino ||
         st.stx_size != size)
@@ -303,13 +338,13 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (clock_gettime(CLOCK_REALTIME, &clock) != 0 || clock.tv_sec < 0)
         goto fallback;
     uint64_t now = (uint64_t)clock.tv_sec * NS_PER_S + (uint64_t)clock.tv_nsec;
-    uint64_t path_checked = load_u64(state + 40);
+    uint64_t path_checked = load_u64(state + STATE_OFF_PATH_CHECKED_NS);
     if (now - path_checked >= PATH_CHECK_NS || now < path_checked) {
         struct statx named;
         if (statx(AT_FDCWD, PyBytes_AS_STRING(path), 0, STATX_INO, &named) != 0 ||
             (named.stx_mask & STATX_INO) == 0 || named.stx_ino != ino)
             goto fallback; /* renamed or removed by something else: the general path sees it */
-        store_u64(state + 40, now);
+        store_u64(state + STATE_OFF_PATH_CHECKED_NS, now);
     }
     if (now < last_ns) /* ts never goes back in seq order, even if the clock does */
         now = last_ns;
@@ -362,9 +397,9 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     viewing = 1;
     state = view.buf;
-    store_u64(state + 8, seq);
-    store_u64(state + 24, size + length);
-    store_u64(state + 32, now);
+    store_u64(state + STATE_OFF_SEQ, seq);
+    store_u64(state + STATE_OFF_SIZE, size + length);
+    store_u64(state + STATE_OFF_LAST_NS, now);
     flock((int)lock_fd, LOCK_UN);
     locked = 0;
     if (PyDict_SetItem(event, key_id, id) == 0 && PyDict_SetItem(event, key_seq, seq_object) == 0 &&

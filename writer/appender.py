@@ -3,30 +3,30 @@
 How it stays safe:
 
 * Every append happens under a ``threading.Lock`` plus ``flock`` on ``<log_dir>/.trek-audit.lock``.
-  The lock file is also the shared state: it is mmapped (``MAP_SHARED``) and holds the last
-  used ``seq``, the inode and expected size of trek.log and the last timestamp, so the hot path
-  costs a ``stat`` and a ``write`` besides the lock.
+  The lock file is also the shared state (``state.py``): it is mmapped (``MAP_SHARED``) and holds
+  the last used ``seq``, the inode and expected size of trek.log and the last timestamp, so the
+  hot path costs a ``stat`` and a ``write`` besides the lock.
 * The state is trusted only while trek.log's inode and size match it. Otherwise (first use, lost
   or damaged lock file, power loss, an outside change) ``seq`` is recovered under the lock as the
-  maximum of the stored value, the last ``seq`` in the tails of trek.log, trek.log.1..N and the
-  last one this process used, so it is never reused.
+  maximum of the stored value, the last ``seq`` in the tails of trek.log, trek.log.1..N
+  (``recovery.py``) and the last one this process used, so it is never reused.
 * A line goes out in one ``os.write`` to an ``O_APPEND`` descriptor; a short or failed write is
   truncated away, the ``seq`` is not consumed and ``AuditWriteError`` is raised.
-* Rotation renames ``.N-1 -> .N ... trek.log -> .1`` under the lock, starting at the first
-  missing number, so a rotation that crashed half way resumes without dropping a kept file.
+* Rotation (``rotation.py``) renames ``.N-1 -> .N ... trek.log -> .1`` under the lock.
 * After ``fork`` a child reopens the lock file (a ``flock`` belongs to the open file description,
   which a child shares with its parent), the state mapping and trek.log.
 * The event is serialised before any lock is taken, with placeholders for ``id``, ``seq`` and
   ``ts`` (the first three values after ``v``); under the lock only those are spliced in.
 
-The C fast path (``writer/_fastappend.c``, used when built: see ``FAST_PATH``) does the common
-case of an append in one call: flock, a ``statx`` of trek.log's descriptor for its inode, link
-count and size, the id and ts, one ``write``, the new state, unlock. Whatever else comes up (first
-use, a state that does not match trek.log, an unlinked trek.log, a rotation due, a line too long,
-the file-size limit, a failed or short write, which it truncates away first) it hands back
-untouched, and the Python code below handles it exactly as without the extension. It looks
-trek.log up by name (to notice an outside rename) at most once a second for all writers of the
-directory, because the look-up costs as much as the write; the Python path does it every time.
+The C fast path (``writer/_fastappend.c``: see ``FAST_PATH_BUILT`` and ``AuditWriter.fast_path``)
+does the common case of an append in one call: flock, a ``statx`` of trek.log's descriptor for
+its inode, link count and size, the id and ts, one ``write``, the new state, unlock. Whatever
+else comes up (first use, a state that does not match trek.log, an unlinked trek.log, a rotation
+due, a line too long, the file-size limit, a failed or short write, which it truncates away
+first) it hands back untouched, and the Python code below handles it exactly as without the
+extension. It looks trek.log up by name (to notice an outside rename) at most once a second for
+all writers of the directory, because the look-up costs as much as the write; the Python path
+does it every time.
 
 A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, whose default action kills the process. CPython
 ignores that signal at start-up, so the write fails with ``EFBIG`` instead; an embedding app that
@@ -56,7 +56,6 @@ import fcntl
 import mmap
 import os
 import resource
-import struct
 import threading
 import time
 import weakref
@@ -66,18 +65,26 @@ from typing import Any, NoReturn
 
 import orjson
 
+from trek_audit.layout import DIR_MODE, LOG_FILE_MODE, LogDir
+from trek_audit.settings import SETTINGS, Settings
+
+from . import rotation
 from .catalog import ACTIONS
-from .ids import uuid7_random_parts, uuid7_time_part
+from .errors import AuditWriteError, describe
 from .line import (
     ACTION_PATTERN,
+    PLACEHOLDER,
     Event,
     User,
     check_action,
     check_details,
     check_optional_str,
     check_user,
+    escape_line_breakers,
 )
-from .recovery import last_seq_in_tail
+from .recovery import last_seq_in_files
+from .stamps import Stamper
+from .state import State, close_lock_file, open_lock_file, read_state, write_state
 
 try:
     from ._fastappend import append as _fast_append
@@ -86,40 +93,16 @@ try:
 except ImportError:  # not built (no compiler at install time): the pure-Python path does it all
     _fast_append = _canonical_user = _plain_details = None
 
-__all__ = ["FAST_PATH", "LOCK_FILE_NAME", "LOG_FILE_NAME", "AuditWriteError", "AuditWriter"]
+__all__ = ["FAST_PATH_BUILT", "AuditWriter"]
 
-# Whether the common case of an append runs in C (writer/_fastappend.c). Off when the extension
-# is not built, or when TREK_WRITER_PURE_PYTHON=1 was set when this module was first imported.
-FAST_PATH: bool = _fast_append is not None and os.environ.get(
-    "TREK_WRITER_PURE_PYTHON", ""
-).strip().lower() in ("", "0", "false", "no", "off")
+# Whether writer/_fastappend.c is built in this install. Each writer says whether it uses it
+# (AuditWriter.fast_path); TREK_WRITER_PURE_PYTHON reaches a writer through from_settings.
+FAST_PATH_BUILT: bool = _fast_append is not None
 
-LOG_FILE_NAME = "trek.log"
-# Shippers watch trek.log*; the lock file must never match that pattern.
-LOCK_FILE_NAME = ".trek-audit.lock"
-# Used only when backups=0 (trek.log is replaced): also outside the trek.log* pattern.
-_FRESH_FILE_NAME = ".trek-audit.fresh"
-
-_FILE_MODE = 0o640
-_DIR_MODE = 0o750
-_MAGIC = b"TRKA"
-_STATE_VERSION = 1
-# magic, version, last used seq, inode of trek.log, size trek.log has after the last append,
-# time of the last event in ns. Bytes 40..47 (after the struct) belong to the C fast path: when it
-# last looked trek.log up by name, in ns (zero in a new page; this code leaves them alone).
-_STATE = struct.Struct("<4sIQQQQ")
-_STATE_BYTES = 4096  # one page, written out in full so the mapping never needs new blocks
-_NS_PER_S = 1_000_000_000
+_DEFAULTS = Settings()  # the declared defaults only: the environment is read by from_env
+_LINE_LIMIT_SETTING = next(s.name for s in SETTINGS.values() if s.field == "max_line_bytes")
 _NO_LIMIT = 1 << 62  # a size no file reaches
-# How orjson writes an event's first four keys with the placeholders record() puts in them.
-_PLACEHOLDER = b'{"v":1,"id":"","seq":0,"ts":"",'
-_PLACEHOLDER_LEN = len(_PLACEHOLDER)
-
-_LINE_BREAKERS = (
-    (b"\xe2\x80\xa8", b"\\u2028"),
-    (b"\xe2\x80\xa9", b"\\u2029"),
-    (b"\xc2\x85", b"\\u0085"),
-)
+_PLACEHOLDER_LEN = len(PLACEHOLDER)
 
 # Pre-bound for the hot path.
 _CATALOG = frozenset(ACTIONS)  # known well formed: no regex needed
@@ -133,27 +116,6 @@ _stat = os.stat
 _write = os.write
 _time_ns = time.time_ns
 
-
-class AuditWriteError(Exception):
-    """An event could not be appended completely; nothing of it was left in the log.
-
-    ``path`` is the file that could not be written, ``cause`` the ``OSError`` behind it.
-    """
-
-    def __init__(self, message: str, path: str | os.PathLike[str], cause: OSError | None) -> None:
-        super().__init__(message)
-        self.path = os.fspath(path)
-        self.cause = cause
-
-    @property
-    def errno(self) -> int | None:
-        return None if self.cause is None else self.cause.errno
-
-
-def _describe(error: OSError) -> str:
-    return error.strerror or os.strerror(error.errno or errno.EIO)
-
-
 _writers: weakref.WeakSet[AuditWriter] = weakref.WeakSet()
 
 
@@ -164,16 +126,21 @@ class AuditWriter:
     ``backups``: rotated files kept, trek.log.1 (newest) to trek.log.N; 0 replaces trek.log.
     ``max_line_bytes``: the largest event line accepted (newline included); larger raise ValueError.
     ``fsync``: fsync every line before ``record`` returns.
+    ``fast_path``: use the C fast path where it is built (``FAST_PATH_BUILT``).
+
+    The defaults are those of ``trek_audit.settings``; ``from_settings`` builds a writer from
+    the settings of a process.
     """
 
     def __init__(
         self,
         log_dir: str | os.PathLike[str],
         *,
-        max_bytes: int = 10 * 1024 * 1024,
-        backups: int = 4,
-        max_line_bytes: int = 64 * 1024,
-        fsync: bool = False,
+        max_bytes: int = _DEFAULTS.log_max_bytes,
+        backups: int = _DEFAULTS.log_backups,
+        max_line_bytes: int = _DEFAULTS.max_line_bytes,
+        fsync: bool = _DEFAULTS.log_fsync,
+        fast_path: bool = not _DEFAULTS.writer_pure_python,
     ) -> None:
         limits = (
             ("max_bytes", max_bytes, 1),
@@ -185,19 +152,21 @@ class AuditWriter:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         # Absolute, so that a later chdir of the process does not move the log.
         self.log_dir = Path(os.path.abspath(log_dir))
-        self.path = self.log_dir / LOG_FILE_NAME
-        self.lock_path = self.log_dir / LOCK_FILE_NAME
+        self._logs = LogDir(self.log_dir)
+        self.path = self._logs.log_file
+        self.lock_path = self._logs.lock_file
         # No file gets near 2**62 bytes; larger limits are the same as none, and fit the C path.
         self.max_bytes = min(max_bytes, _NO_LIMIT)
         self.backups = backups
         self.max_line_bytes = min(max_line_bytes, _NO_LIMIT)
         self.fsync = bool(fsync)
+        self._fast_path = bool(fast_path) and FAST_PATH_BUILT
         self._path_str = str(self.path)
         self._path_bytes = os.fsencode(self.path)
         self._closed = False
         # Missing directories are created here; if that fails, record() reports why.
         with contextlib.suppress(OSError):
-            os.makedirs(self.log_dir, mode=_DIR_MODE, exist_ok=True)
+            os.makedirs(self.log_dir, mode=DIR_MODE, exist_ok=True)
         self._last_seq = 0  # the last seq this process used: one more floor for recovery
         # The open descriptors (log, lock), closed by a finalizer if the writer is dropped unclosed.
         self._descriptors = [-1, -1]
@@ -207,6 +176,28 @@ class AuditWriter:
         self._reset_process_state()
         _writers.add(self)
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> AuditWriter:
+        """A writer for ``<data>/logs`` with the limits and the append path ``settings`` give.
+
+        ``overrides`` are ``Settings`` fields (``log_max_bytes=...``) that win over ``settings``;
+        None values are ignored.
+        """
+        settings = settings.replace(**overrides)
+        return cls(
+            settings.data.log_dir,
+            max_bytes=settings.log_max_bytes,
+            backups=settings.log_backups,
+            max_line_bytes=settings.max_line_bytes,
+            fsync=settings.log_fsync,
+            fast_path=not settings.writer_pure_python,
+        )
+
+    @property
+    def fast_path(self) -> bool:
+        """Whether this writer runs the common case of an append in C (``writer/_fastappend.c``)."""
+        return self._fast_path
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def _reset_process_state(self) -> None:
@@ -215,25 +206,21 @@ class AuditWriter:
         self._descriptors[:] = [-1, -1]
         self._lock_fd = -1
         self._lock_ino = -1
-        self._state: mmap.mmap | None = None
+        self._page: mmap.mmap | None = None
         self._fd = -1
         self._fd_ino = -1
         self._file_size_limit = _file_size_limit()
         self._needs_newline = False
-        self._id_suffixes: list[str] = []
-        self._id_ms = -1
-        self._id_prefix = ""
-        self._ts_second = -1
-        self._ts_prefix = ""
+        self._stamper = Stamper()
 
     def _after_fork_in_child(self) -> None:
         # The parent's descriptors are shared open file descriptions: a flock taken through them
         # would not exclude the parent. Close this process's copies and reopen lazily.
-        state, lock_fd, fd = self._state, self._lock_fd, self._fd
+        page, lock_fd, fd = self._page, self._lock_fd, self._fd
         self._reset_process_state()
-        if state is not None:
+        if page is not None:
             with contextlib.suppress(Exception):
-                state.close()
+                page.close()
         for descriptor in (lock_fd, fd):
             if descriptor >= 0:
                 with contextlib.suppress(OSError):
@@ -289,7 +276,7 @@ class AuditWriter:
             check_action(action)
         # With the C fast path, C confirms the plainly valid user and details; anything else
         # gets the Python checks, which say what is wrong.
-        fast = FAST_PATH
+        fast = self._fast_path
         if user is not None:
             user = (fast and _canonical_user(user)) or check_user(user)
         if resource is not None and type(resource) is not str:
@@ -319,7 +306,7 @@ class AuditWriter:
                     self._lock_fd,
                     self._fd,
                     self._fd_ino,
-                    self._state,
+                    self._page,
                     self._path_bytes,
                     event,
                     body,
@@ -341,48 +328,35 @@ class AuditWriter:
         """
         if self._closed:
             raise ValueError("record() on a closed AuditWriter")
-        state = self._state
-        if state is None:
+        if self._page is None:
             self._open_lock()
-            state = self._state
-            assert state is not None
-        tail = body[_PLACEHOLDER_LEN:]
-        if b"\xe2\x80" in tail or b"\xc2\x85" in tail:
-            for raw, escaped in _LINE_BREAKERS:
-                tail = tail.replace(raw, escaped)
-        self._lock_file()
+        tail = escape_line_breakers(body[_PLACEHOLDER_LEN:])
+        self._take_file_lock()
         try:
             # From here to the write, all raises leave the files and the state untouched.
-            magic, _version, seq, ino, size, last_ns = _STATE.unpack_from(state)
+            page = self._page
+            assert page is not None
+            state = read_state(page)
             try:
                 st = _stat(self._path_str)
-                if st.st_ino != ino or st.st_size != size or magic != _MAGIC:
+                if st.st_ino != state.ino or st.st_size != state.size or not state.written:
                     raise FileNotFoundError  # the state is stale: resync below
                 # The state matches, so trek.log ends in a whole line (maybe another writer's
                 # after a partial one this writer saw earlier, before its own write failed).
                 self._needs_newline = False
-                if ino != self._fd_ino:
+                if state.ino != self._fd_ino:
                     self._open_log()  # another process rotated
             except OSError:
-                state, seq, ino, size, last_ns = self._resync()
-            seq += 1
+                state = self._resync()
+                page = self._page  # maybe a new lock file's
+                assert page is not None
+            seq, ino, size, last_ns = state.seq + 1, state.ino, state.size, state.last_ns
 
             now = _time_ns()
             if now < last_ns:  # ts never goes back in seq order, even if the clock does
                 now = last_ns
-            second, ns = divmod(now, _NS_PER_S)
-            if second != self._ts_second:
-                self._ts_second = second
-                self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            ts = f"{self._ts_prefix}.{ns // 1000:06d}Z"
-            ms = now // 1_000_000
-            if ms != self._id_ms:
-                self._id_ms = ms
-                self._id_prefix = uuid7_time_part(ms)
-            suffixes = self._id_suffixes
-            if not suffixes:
-                suffixes = self._id_suffixes = uuid7_random_parts()
-            event_id = self._id_prefix + suffixes.pop()
+            ts = self._stamper.ts(now)
+            event_id = self._stamper.event_id(now)
 
             line = f'{{"v":1,"id":"{event_id}","seq":{seq},"ts":"{ts}",'.encode() + tail
             length = len(line)
@@ -390,7 +364,7 @@ class AuditWriter:
                 self._too_long(length)
 
             if size and size + length > self.max_bytes:
-                self._rotate(state, seq - 1, last_ns)
+                self._rotate(page, seq - 1, last_ns)
                 size = 0
                 ino = self._fd_ino
             elif self._needs_newline:  # trek.log ends in a partial line (a crash)
@@ -412,7 +386,7 @@ class AuditWriter:
                     self._write_failed(error, size, "fsync")
             self._needs_newline = False
             self._last_seq = seq
-            _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, seq, ino, size + length, now)
+            write_state(page, seq, ino, size + length, now)
             event["id"] = event_id
             event["seq"] = seq
             event["ts"] = ts
@@ -421,18 +395,18 @@ class AuditWriter:
             if self._lock_fd >= 0:
                 _flock(self._lock_fd, _LOCK_UN)
 
-    def _lock_file(self) -> None:
+    def _take_file_lock(self) -> None:
         try:
             _flock(self._lock_fd, _LOCK_EX)
         except OSError as error:  # e.g. ENOLCK on a network file system
             raise AuditWriteError(
-                f"cannot lock {self.lock_path}: {_describe(error)}", self.lock_path, error
+                f"cannot lock {self.lock_path}: {describe(error)}", self.lock_path, error
             ) from error
 
     def _too_long(self, size: int) -> NoReturn:
         raise ValueError(
             f"event line of {size} bytes exceeds max_line_bytes={self.max_line_bytes} "
-            "(TREK_LOG_MAX_LINE_BYTES); shorten details"
+            f"({_LINE_LIMIT_SETTING}); shorten details"
         )
 
     # -- under the lock ------------------------------------------------------------------------
@@ -459,14 +433,14 @@ class AuditWriter:
                 os.ftruncate(fd, size)
         self._close_log()
         raise AuditWriteError(
-            f"cannot {what} {self._path_str}: {_describe(error)}", self._path_str, error
+            f"cannot {what} {self._path_str}: {describe(error)}", self._path_str, error
         ) from error
 
-    def _resync(self) -> tuple[mmap.mmap, int, int, int, int]:
+    def _resync(self) -> State:
         """Bring the state in line with the files after first use, loss or an outside change.
 
-        Returns the state mapping, the last used seq, trek.log's inode and size and the last
-        timestamp, with trek.log open. Called and returns with the lock file locked.
+        Returns the state to go on from: the last used seq, trek.log's inode and size and the
+        last timestamp, with trek.log open. Called and returns with the lock file locked.
         """
         lock_st = self._stat_or_none(self.lock_path)
         if lock_st is None or lock_st.st_ino != self._lock_ino:
@@ -474,73 +448,37 @@ class AuditWriter:
             # one excludes nobody, so move to the file the other writers use.
             self._close_lock()
             self._open_lock()
-            self._lock_file()
-        state = self._state
-        assert state is not None
-        magic, _version, seq, _ino, _size, last_ns = _STATE.unpack_from(state)
-        if magic != _MAGIC:
-            seq = last_ns = 0
+            self._take_file_lock()
+        assert self._page is not None
+        state = read_state(self._page)
+        if not state.written:
+            state = state._replace(seq=0, last_ns=0)
         self._open_log()
         if self.fsync:  # trek.log may be new: make its directory entry durable too
             self._fsync_dir()
         size = os.fstat(self._fd).st_size
-        seq = max(seq, self._last_seq, self._scan_last_seq())
-        return state, seq, self._fd_ino, size, last_ns
+        recovered = last_seq_in_files(self._logs, self.backups, self.max_line_bytes)
+        self._needs_newline = recovered.partial_line
+        seq = max(state.seq, self._last_seq, recovered.seq)
+        return state._replace(seq=seq, ino=self._fd_ino, size=size)
 
-    def _scan_last_seq(self) -> int:
-        """The largest seq in the tails of trek.log and its kept rotations (0 if none)."""
-        best = 0
-        names = [LOG_FILE_NAME] + [f"{LOG_FILE_NAME}.{n}" for n in range(1, self.backups + 1)]
-        for name in names:
-            path = self.log_dir / name
-            try:
-                with open(path, "rb") as file:
-                    end = file.seek(0, os.SEEK_END)
-                    found, last_byte = last_seq_in_tail(file, end, self.max_line_bytes)
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                continue
-            except OSError as error:
-                raise AuditWriteError(
-                    f"cannot read {path} to recover seq: {_describe(error)}", path, error
-                ) from error
-            best = max(best, found)
-            if name == LOG_FILE_NAME:
-                self._needs_newline = end > 0 and last_byte != b"\n"
-        return best
-
-    def _rotate(self, state: mmap.mmap, last_seq: int, last_ns: int) -> None:
-        """Shift trek.log -> .1 -> .2 ... and start a new trek.log; resumes a crashed rotation."""
-        path = self._path_str
+    def _rotate(self, page: mmap.mmap, last_seq: int, last_ns: int) -> None:
+        """Start a new trek.log after ``rotation.shift``, keeping the shared state consistent."""
         # Other writers keep appending to the file they have open while the state names its
         # inode and size (the C fast path looks the name up only once a second). Name no file
         # until the new trek.log exists, so that a failure or a crash in between sends them all
         # to resync instead of into trek.log.1.
-        _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, last_seq, 0, 0, last_ns)
+        write_state(page, last_seq, 0, 0, last_ns)
         try:
-            if self.backups == 0:
-                fresh = str(self.log_dir / _FRESH_FILE_NAME)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(fresh)
-                fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
-                os.close(fd)
-                os.rename(fresh, path)
-            else:
-                first_free = self.backups
-                for n in range(1, self.backups + 1):
-                    if not os.path.lexists(f"{path}.{n}"):
-                        first_free = n
-                        break
-                for n in range(first_free, 1, -1):
-                    os.rename(f"{path}.{n - 1}", f"{path}.{n}")
-                os.rename(path, f"{path}.1")
+            rotation.shift(self._logs, self.backups)
         except OSError as error:
-            target = error.filename or path
+            target = error.filename or self._path_str
             self._close_log()
             raise AuditWriteError(
-                f"cannot rotate {target}: {_describe(error)}", target, error
+                f"cannot rotate {target}: {describe(error)}", target, error
             ) from error
         self._open_log(exclusive=True)
-        _STATE.pack_into(state, 0, _MAGIC, _STATE_VERSION, last_seq, self._fd_ino, 0, last_ns)
+        write_state(page, last_seq, self._fd_ino, 0, last_ns)
         if self.fsync:
             self._fsync_dir()
 
@@ -564,12 +502,12 @@ class AuditWriter:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_CREAT
         try:
             try:
-                fd = os.open(self._path_str, flags | (os.O_EXCL if exclusive else 0), _FILE_MODE)
+                fd = os.open(self._path_str, flags | (os.O_EXCL if exclusive else 0), LOG_FILE_MODE)
             except FileExistsError:
-                fd = os.open(self._path_str, flags, _FILE_MODE)
+                fd = os.open(self._path_str, flags, LOG_FILE_MODE)
         except OSError as error:
             raise AuditWriteError(
-                f"cannot append to {self._path_str}: {_describe(error)}", self._path_str, error
+                f"cannot append to {self._path_str}: {describe(error)}", self._path_str, error
             ) from error
         self._fd = self._descriptors[0] = fd
         self._fd_ino = os.fstat(fd).st_ino
@@ -582,51 +520,18 @@ class AuditWriter:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def _open_lock(self) -> int:
-        """Open (creating if needed) the lock file and map its state page; return its descriptor."""
-        path = self.lock_path
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
-        except OSError as error:
-            raise AuditWriteError(
-                f"cannot append to {self._path_str}: cannot open lock file {path}: "
-                f"{_describe(error)}",
-                path,
-                error,
-            ) from error
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                st = os.fstat(fd)
-                if st.st_size < _STATE_BYTES:
-                    # Real bytes rather than ftruncate: the page gets its blocks now, so writing
-                    # through the mapping can never hit a full disk (which would be SIGBUS).
-                    data = os.pread(fd, _STATE_BYTES, 0)
-                    data += bytes(_STATE_BYTES - len(data))
-                    if os.pwrite(fd, data, 0) != _STATE_BYTES:
-                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                state = mmap.mmap(fd, _STATE_BYTES, mmap.MAP_SHARED)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        except OSError as error:
-            os.close(fd)
-            raise AuditWriteError(
-                f"cannot prepare lock file {path}: {_describe(error)}", path, error
-            ) from error
-        self._lock_fd = self._descriptors[1] = fd
-        self._lock_ino = st.st_ino
-        self._state = state
-        return fd
+    def _open_lock(self) -> None:
+        """Open (creating if needed) the lock file and map its state page."""
+        lock_file = open_lock_file(self.lock_path, self._path_str)
+        self._lock_fd = self._descriptors[1] = lock_file.fd
+        self._lock_ino = lock_file.ino
+        self._page = lock_file.page
 
     def _close_lock(self) -> None:
-        state, self._state = self._state, None
+        page, self._page = self._page, None
         fd, self._lock_fd, self._lock_ino = self._lock_fd, -1, -1
         self._descriptors[1] = -1
-        if state is not None:
-            state.close()
-        if fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        close_lock_file(fd, page)
 
     @staticmethod
     def _stat_or_none(path: Path) -> os.stat_result | None:

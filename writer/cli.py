@@ -8,16 +8,9 @@ from typing import Any
 import click
 import orjson
 
-from .appender import AuditWriteError, AuditWriter
-from .config import SETTINGS, WriterConfig
-from .line import encode
+from trek_audit.options import data_dir_option, load_settings, setting_option
 
 __all__ = ["record"]
-
-
-def _setting_help(name: str) -> str:
-    setting = SETTINGS[name]
-    return f"{setting.help} [env {name}; default {setting.default}]"
 
 
 def _parse_details(value: str | None) -> dict[str, Any] | None:
@@ -43,33 +36,10 @@ def _parse_details(value: str | None) -> dict[str, Any] | None:
 @click.option("--resource", default=None, help="Affected resource (file name, trip ID, ...).")
 @click.option("--ip", default=None, help="Client IP address.")
 @click.option("--details", default=None, metavar="JSON", help="Extra context, a JSON object.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="TREK_DATA_DIR",
-    default=None,
-    help=_setting_help("TREK_DATA_DIR"),
-)
-@click.option(
-    "--max-bytes",
-    type=click.IntRange(min=1),
-    envvar="TREK_LOG_MAX_BYTES",
-    default=None,
-    help=_setting_help("TREK_LOG_MAX_BYTES"),
-)
-@click.option(
-    "--backups",
-    type=click.IntRange(min=0),
-    envvar="TREK_LOG_BACKUPS",
-    default=None,
-    help=_setting_help("TREK_LOG_BACKUPS"),
-)
-@click.option(
-    "--fsync/--no-fsync",
-    envvar="TREK_LOG_FSYNC",
-    default=None,
-    help=_setting_help("TREK_LOG_FSYNC"),
-)
+@data_dir_option
+@setting_option("TREK_LOG_MAX_BYTES", "--max-bytes", type=click.IntRange(min=1))
+@setting_option("TREK_LOG_BACKUPS", "--backups", type=click.IntRange(min=0))
+@setting_option("TREK_LOG_FSYNC", "--fsync/--no-fsync")
 def record(
     action: str,
     user_id: int | None,
@@ -94,22 +64,24 @@ def record(
         trek-audit record user.login --user-id 7 --username alice \\
             --email alice@example.com --ip 203.0.113.5 --details '{"method": "password"}'
     """
-    try:
-        config = WriterConfig.from_env()
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
+    # Imported here, not at the top: `trek-audit --help` and the other commands need none of it.
+    from .appender import AuditWriter
+    from .errors import AuditWriteError
+    from .line import encode
+
+    settings = load_settings(
+        usage_error=True,
+        data_dir=data_dir,
+        log_max_bytes=max_bytes,
+        log_backups=backups,
+        log_fsync=fsync,
+    )
     parsed_details = _parse_details(details)
     user = None
     if user_id is not None or username is not None or email is not None:
         user = {"id": user_id, "username": username, "email": email}
     try:
-        with AuditWriter(
-            (data_dir if data_dir is not None else config.data_dir) / "logs",
-            max_bytes=config.max_bytes if max_bytes is None else max_bytes,
-            backups=config.backups if backups is None else backups,
-            max_line_bytes=config.max_line_bytes,
-            fsync=config.fsync if fsync is None else fsync,
-        ) as audit_writer:
+        with AuditWriter.from_settings(settings) as audit_writer:
             event = audit_writer.record(
                 action, user=user, resource=resource, ip=ip, details=parsed_details
             )

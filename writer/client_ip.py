@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from .config import parse_trust_proxy
+from trek_audit.settings import parse_trust_proxy
 
 __all__ = ["client_ip"]
 

@@ -6,8 +6,9 @@ import os
 import threading
 from typing import Any
 
+from trek_audit.settings import Settings
+
 from .appender import AuditWriter
-from .config import WriterConfig
 from .line import Event, User
 
 __all__ = ["default_writer", "record", "reset_default_writer"]
@@ -17,21 +18,14 @@ _default_writer_lock = threading.Lock()
 
 
 def default_writer() -> AuditWriter:
-    """Return the process's default writer, made from ``WriterConfig.from_env()`` on first use."""
+    """Return the process's default writer, made from ``Settings.from_env()`` on first use."""
     global _default_writer
     current = _default_writer
     if current is not None:
         return current
     with _default_writer_lock:
         if _default_writer is None:
-            config = WriterConfig.from_env()
-            _default_writer = AuditWriter(
-                config.log_dir,
-                max_bytes=config.max_bytes,
-                backups=config.backups,
-                max_line_bytes=config.max_line_bytes,
-                fsync=config.fsync,
-            )
+            _default_writer = AuditWriter.from_settings(Settings.from_env())
         return _default_writer
 
 

@@ -16,6 +16,8 @@ __all__ = [
     "ACTION_PATTERN",
     "FORMAT_VERSION",
     "KEYS",
+    "LINE_BREAKERS",
+    "PLACEHOLDER",
     "LineError",
     "User",
     "Event",
@@ -25,6 +27,7 @@ __all__ = [
     "check_user",
     "decode",
     "encode",
+    "escape_line_breakers",
 ]
 
 FORMAT_VERSION = 1
@@ -41,11 +44,17 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # orjson leaves these as raw UTF-8. They are not newlines to a byte-oriented reader, but
 # str.splitlines(), JavaScript and some shippers break lines on them, so they are escaped.
 # UTF-8 is self-synchronising, so these byte sequences can only be these characters.
-_LINE_BREAKERS = (
+# The C fast path has the same pairs in writer/_fastappend.h (a test compares them).
+LINE_BREAKERS = (
     (b"\xe2\x80\xa8", b"\\u2028"),
     (b"\xe2\x80\xa9", b"\\u2029"),
     (b"\xc2\x85", b"\\u0085"),
 )
+
+# How orjson writes an event's first four keys while id, seq and ts are still placeholders
+# ("", 0, ""): the writer serialises an event before it takes the lock and splices the real
+# values in under it. Also in writer/_fastappend.h.
+PLACEHOLDER = b'{"v":1,"id":"","seq":0,"ts":"",'
 
 
 class User(TypedDict):
@@ -208,8 +217,14 @@ def _check_json_value(value: object, path: str, depth: int = 0) -> None:
 
 def encode(event: Event) -> bytes:
     """Serialise an event to one line of bytes, newline included."""
-    data = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
-    for raw, escaped in _LINE_BREAKERS:
+    return escape_line_breakers(orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE))
+
+
+def escape_line_breakers(data: bytes) -> bytes:
+    """Serialised JSON with U+2028, U+2029 and U+0085 written as escapes (see LINE_BREAKERS)."""
+    if data.isascii():  # most events: one quick pass instead of a search per breaker
+        return data
+    for raw, escaped in LINE_BREAKERS:
         if raw in data:
             data = data.replace(raw, escaped)
     return data

@@ -7,9 +7,10 @@ from typing import Any
 
 from flask import current_app, request
 
+from trek_audit.settings import SETTINGS
+
 from .appender import AuditWriter
 from .client_ip import client_ip
-from .config import SETTINGS
 from .default import default_writer
 from .line import Event, User
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from writer_support import skip_outside_ci
 
-import trek_audit.writer.appender as appender
+from trek_audit.writer.appender import FAST_PATH_BUILT, AuditWriter
+
+from .writer_support import skip_outside_ci
 
 PURE_PYTHON_ENV = "TREK_WRITER_PURE_PYTHON"
 
@@ -38,20 +39,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(autouse=True)
 def writer_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Which append path the writer takes: "c" (the fast path) or "python".
+    """Which append path the writers of a test take: "c" (the fast path) or "python".
 
-    Also sets TREK_WRITER_PURE_PYTHON for the child interpreters a test starts.
+    A writer made without ``fast_path=`` (in this process or a forked child) gets the path
+    as its default; child interpreters, which make theirs from the settings, get
+    TREK_WRITER_PURE_PYTHON.
     """
     path: str = request.param
+    if path == "c" and not FAST_PATH_BUILT:
+        if os.environ.get(PURE_PYTHON_ENV):
+            pytest.skip("the C fast path is not built and TREK_WRITER_PURE_PYTHON is set")
+        pytest.fail("the C fast path (writer/_fastappend.c) is not built in this install")
+    defaults = AuditWriter.__init__.__kwdefaults__
+    assert defaults is not None and "fast_path" in defaults
+    monkeypatch.setitem(defaults, "fast_path", path == "c")
     if path == "c":
-        if appender._fast_append is None:
-            if os.environ.get(PURE_PYTHON_ENV):
-                pytest.skip("the C fast path is not built and TREK_WRITER_PURE_PYTHON is set")
-            pytest.fail("the C fast path (writer/_fastappend.c) is not built in this install")
-        monkeypatch.setattr(appender, "FAST_PATH", True)
         monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
     else:
-        monkeypatch.setattr(appender, "FAST_PATH", False)
         monkeypatch.setenv(PURE_PYTHON_ENV, "1")
     return path
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from writer_support import read_events
 
 import trek_audit.writer as writer
 from trek_audit.cli import main
 from trek_audit.writer import decode
+
+from .writer_support import read_events
 
 
 @pytest.fixture
@@ -128,7 +129,8 @@ def test_record_reports_a_bad_setting(runner: CliRunner, env: dict[str, str]) ->
     assert "invalid TREK_LOG_MAX_LINE_BYTES='lots'" in result.output
     result = runner.invoke(main, ["record", "a.b"], env={**env, "TREK_LOG_MAX_BYTES": "lots"})
     assert result.exit_code == 2
-    assert "--max-bytes" in result.output and "'lots'" in result.output
+    assert "invalid TREK_LOG_MAX_BYTES='lots'" in result.output
+    assert not (Path(env["TREK_DATA_DIR"]) / "logs" / "trek.log").exists()
 
 
 def test_record_help_shows_an_example(runner: CliRunner) -> None:
@@ -139,7 +141,7 @@ def test_record_help_shows_an_example(runner: CliRunner) -> None:
 
 
 def test_default_writer_follows_the_settings_and_survives_a_fork(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer_path: str
 ) -> None:
     monkeypatch.setenv("TREK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TREK_LOG_MAX_BYTES", "12345")
@@ -150,6 +152,8 @@ def test_default_writer_follows_the_settings_and_survives_a_fork(
         default = writer.default_writer()
         assert default.log_dir == tmp_path / "data" / "logs"
         assert (default.max_bytes, default.backups) == (12345, 2)
+        # The writer_path fixture set TREK_WRITER_PURE_PYTHON for the Python path.
+        assert default.fast_path is (writer_path == "c")
         pid = os.fork()
         if pid == 0:
             code = 1

@@ -11,26 +11,32 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from writer_support import SHORT_MODE, assert_no_gaps, log_files, read_events
 
 import trek_audit.writer as writer
 from trek_audit.writer import AuditWriter
 
+from .writer_support import SHORT_MODE, assert_no_gaps, log_files, read_events
+
 PROJECT = Path(__file__).parents[2]
 
+# The child interpreters make their writers from the settings, as an app does, so that
+# TREK_WRITER_PURE_PYTHON (set by the writer_path fixture) picks the path under test.
 WORKER = textwrap.dedent(
     """
-    import sys, threading
+    import os, sys, threading
+    from pathlib import Path
+    from trek_audit.settings import Settings
     from trek_audit.writer import AuditWriter
 
-    log_dir = sys.argv[1]
+    data_dir = Path(sys.argv[1])
     threads, count, max_bytes = (int(arg) for arg in sys.argv[2:5])
-    w = AuditWriter(log_dir, max_bytes=max_bytes, backups=10_000)
-    print("ready", flush=True)
+    settings = Settings.from_env(data_dir=data_dir, log_max_bytes=max_bytes, log_backups=10_000)
+    w = AuditWriter.from_settings(settings)
+    print("ready", "c" if w.fast_path else "python", flush=True)
     sys.stdin.readline()
     failures = []
 
@@ -41,7 +47,7 @@ WORKER = textwrap.dedent(
         except BaseException as error:
             failures.append(error)
 
-    pool = [threading.Thread(target=work, args=(f"p{log_dir[-1]}t{t}",)) for t in range(threads)]
+    pool = [threading.Thread(target=work, args=(f"p{os.getpid()}t{t}",)) for t in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
@@ -64,6 +70,11 @@ def check_log(log_dir: Path, expected: int, max_bytes: int) -> None:
         assert path.stat().st_size <= max_bytes
 
 
+def kill_if_running(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+
+
 def run_in_threads(count: int, target: Callable[[], None]) -> None:
     errors: list[BaseException] = []
 
@@ -83,7 +94,9 @@ def run_in_threads(count: int, target: Callable[[], None]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_many_processes_and_threads_with_rotation_lose_and_repeat_no_seq(log_dir: Path) -> None:
+def test_many_processes_and_threads_with_rotation_lose_and_repeat_no_seq(
+    log_dir: Path, writer_path: str
+) -> None:
     processes, threads = 4, 4
     count, max_bytes = (60, 8192) if SHORT_MODE else (1000, 65536)
     with contextlib.ExitStack() as stack:
@@ -94,7 +107,7 @@ def test_many_processes_and_threads_with_rotation_lose_and_repeat_no_seq(log_dir
                         sys.executable,
                         "-c",
                         WORKER,
-                        str(log_dir),
+                        str(log_dir.parent),
                         str(threads),
                         str(count),
                         str(max_bytes),
@@ -108,9 +121,11 @@ def test_many_processes_and_threads_with_rotation_lose_and_repeat_no_seq(log_dir
             for _ in range(processes)
         ]
         for worker in workers:
-            stack.callback(lambda w=worker: w.poll() is None and w.kill())
+            stack.callback(kill_if_running, worker)
         for worker in workers:
-            assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+            assert (
+                worker.stdout is not None and worker.stdout.readline() == f"ready {writer_path}\n"
+            )
         for worker in workers:  # start them together
             assert worker.stdin is not None
             worker.stdin.write("go\n")
@@ -158,11 +173,15 @@ def test_forked_children_of_a_parent_that_used_the_writer_keep_seq_exact(log_dir
     for _ in range(5):
         w.record("user.login")  # the parent holds the lock file, its mapping and trek.log open
 
+    def record(action: str) -> None:
+        for _ in range(count):
+            w.record(action)
+
     def child() -> None:
-        run_in_threads(2, lambda: [w.record("trip.create") for _ in range(count)] and None)
+        run_in_threads(2, lambda: record("trip.create"))
         w.close()
 
-    _fork_and_wait([child, child, child], lambda: [w.record("trip.delete") for _ in range(count)])
+    _fork_and_wait([child, child, child], lambda: record("trip.delete"))
     w.close()
     check_log(log_dir, 5 + 3 * 2 * count + count, 4096)
 
@@ -173,7 +192,7 @@ def _record_with_default_writer(count: int) -> None:
 
 
 @pytest.fixture
-def default_writer_in(log_dir: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def default_writer_in(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TREK_DATA_DIR", str(log_dir.parent))
     monkeypatch.setenv("TREK_LOG_MAX_BYTES", "4096")
     monkeypatch.setenv("TREK_LOG_BACKUPS", "10000")
@@ -229,10 +248,14 @@ def test_child_forked_while_a_parent_thread_is_inside_record_can_record(log_dir:
 KILLED_WORKER = textwrap.dedent(
     """
     import sys
+    from pathlib import Path
+    from trek_audit.settings import Settings
     from trek_audit.writer import AuditWriter
 
-    w = AuditWriter(sys.argv[1], max_bytes=16384, backups=100_000)
-    print("ready", flush=True)
+    data_dir = Path(sys.argv[1])
+    settings = Settings.from_env(data_dir=data_dir, log_max_bytes=16384, log_backups=100_000)
+    w = AuditWriter.from_settings(settings)
+    print("ready", "c" if w.fast_path else "python", flush=True)
     n = 0
     while True:
         w.record("trip.update", details={"pad": "x" * (n % 300)})
@@ -243,7 +266,9 @@ KILLED_WORKER = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_writers_killed_at_random_moments_leave_no_gap_and_no_repeat(log_dir: Path) -> None:
+def test_writers_killed_at_random_moments_leave_no_gap_and_no_repeat(
+    log_dir: Path, writer_path: str
+) -> None:
     import random
     import signal
 
@@ -256,7 +281,7 @@ def test_writers_killed_at_random_moments_leave_no_gap_and_no_repeat(log_dir: Pa
             workers = [
                 stack.enter_context(
                     subprocess.Popen(
-                        [sys.executable, "-c", KILLED_WORKER, str(log_dir)],
+                        [sys.executable, "-c", KILLED_WORKER, str(log_dir.parent)],
                         cwd=PROJECT,
                         stdout=subprocess.PIPE,
                         text=True,
@@ -265,7 +290,10 @@ def test_writers_killed_at_random_moments_leave_no_gap_and_no_repeat(log_dir: Pa
                 for _ in range(2)
             ]
             for worker in workers:
-                assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+                assert (
+                    worker.stdout is not None
+                    and worker.stdout.readline() == f"ready {writer_path}\n"
+                )
             # Let them write a random amount; where each one is when SIGKILL lands is up to chance.
             target = written_bytes(log_dir) + rng.randint(2_000, 80_000)
             deadline = time.monotonic() + 60
@@ -362,8 +390,9 @@ def test_a_child_forked_while_a_parent_thread_waits_for_the_lock_keeps_no_copy_o
 AT_EXIT = textwrap.dedent(
     """
     import atexit, os, sys, weakref
+    from pathlib import Path
     assert not weakref.finalize._registered_with_atexit, "a finalizer exists already"
-    log_dir, other = sys.argv[1], sys.argv[2]
+    data_dir, other = Path(sys.argv[1]), sys.argv[2]
 
     def late_record():
         # Runs after the finalizers (atexit is last in, first out), like a daemon thread that
@@ -373,8 +402,9 @@ AT_EXIT = textwrap.dedent(
         w.record("user.logout")
 
     atexit.register(late_record)
+    from trek_audit.settings import Settings
     from trek_audit.writer import AuditWriter
-    w = AuditWriter(log_dir)
+    w = AuditWriter.from_settings(Settings.from_env(data_dir=data_dir))
     w.record("user.login")
     """
 )
@@ -385,7 +415,7 @@ def test_a_record_during_interpreter_shutdown_never_goes_into_another_file(
 ) -> None:
     other = tmp_path / "other"
     result = subprocess.run(
-        [sys.executable, "-c", AT_EXIT, str(log_dir), str(other)],
+        [sys.executable, "-c", AT_EXIT, str(log_dir.parent), str(other)],
         cwd=PROJECT,
         capture_output=True,
         text=True,

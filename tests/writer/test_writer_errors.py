@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from writer_support import remount, seqs, skip_outside_ci
 
 import trek_audit.writer.appender as appender
 from trek_audit.writer import AuditWriteError, AuditWriter
+
+from .writer_support import remount, seqs, skip_outside_ci
 
 NOBODY = 65534
 
@@ -103,7 +104,12 @@ def test_fsync_option_syncs_and_reports_a_failed_sync(
 ) -> None:
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(appender.os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+
+    def counted_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted_fsync)
     with AuditWriter(log_dir, fsync=True, max_bytes=300) as w:
         w.record("user.login")
         w.record("user.login")  # rotates: the directory is synced too
@@ -112,13 +118,13 @@ def test_fsync_option_syncs_and_reports_a_failed_sync(
         def failing_fsync(fd: int) -> None:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-        monkeypatch.setattr(appender.os, "fsync", failing_fsync)
+        monkeypatch.setattr(os, "fsync", failing_fsync)
         with pytest.raises(AuditWriteError, match="cannot fsync .*trek.log: Input/output error"):
             w.record("user.login")
         # As for any AuditWriteError, the line is not in the log and its seq is not used, so
         # a caller that retries does not duplicate the event.
         assert_clean(log_dir, [1, 2])
-        monkeypatch.setattr(appender.os, "fsync", real_fsync)
+        monkeypatch.setattr(os, "fsync", real_fsync)
         assert w.record("user.login")["seq"] == 3
     assert_clean(log_dir, [1, 2, 3])
 
@@ -147,6 +153,7 @@ def in_child(
                 os.write(paused_write, b"p")
                 os.read(resume_read, 1)
 
+            result: dict[str, Any]
             try:
                 result = {"ok": work(pause)}
             except BaseException as error:
@@ -171,7 +178,8 @@ def in_child(
     assert os.waitstatus_to_exitcode(status) == 0, f"child died: status {status}"
     result = json.loads(data)
     assert "error" not in result, result["error"]
-    return result["ok"]  # type: ignore[no-any-return]
+    ok: dict[str, Any] = result["ok"]
+    return ok
 
 
 def error_of(call: Callable[[], Any]) -> dict[str, Any]:

@@ -6,28 +6,30 @@ import fcntl
 import os
 import resource
 import signal
-import struct
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from writer_support import seqs
 
 import trek_audit.writer.appender as appender
+from trek_audit.settings import Settings
 from trek_audit.writer import AuditWriter, encode
-from trek_audit.writer.line import check_details, check_user
+from trek_audit.writer.line import Event, check_details, check_user
+from trek_audit.writer.state import OFFSETS, read_state, write_state
+
+from .writer_support import seqs
 
 PROJECT = Path(__file__).parents[2]
-STATE = struct.Struct("<4sIQQQQ")
 
 needs_c = pytest.mark.skipif(
-    appender._fast_append is None and bool(os.environ.get("TREK_WRITER_PURE_PYTHON")),
+    not appender.FAST_PATH_BUILT and bool(os.environ.get("TREK_WRITER_PURE_PYTHON")),
     reason="the C fast path is not built and TREK_WRITER_PURE_PYTHON is set",
 )
 
@@ -36,8 +38,9 @@ needs_c = pytest.mark.skipif(
 def test_the_c_fast_path_is_built_and_used_for_the_common_case(
     log_dir: Path, writer_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert appender._fast_append is not None, "writer/_fastappend.c was not built"
+    assert appender.FAST_PATH_BUILT, "writer/_fastappend.c was not built"
     with AuditWriter(log_dir) as w:
+        assert w.fast_path is (writer_path == "c")
         w.record("user.login")  # first use: the general path opens and syncs the state
 
         def general_path(*args: Any) -> None:
@@ -49,31 +52,122 @@ def test_the_c_fast_path_is_built_and_used_for_the_common_case(
         else:
             calls: list[object] = []
             real = w._append
-            monkeypatch.setattr(w, "_append", lambda *args: calls.append(args) or real(*args))
+
+            def counted(*args: Any) -> None:
+                calls.append(args)
+                real(*args)
+
+            monkeypatch.setattr(w, "_append", counted)
             assert w.record("user.logout")["seq"] == 2
             assert len(calls) == 1
 
 
+# -- which path a writer takes: chosen when it is made, from the settings --------------------
+
+PURE_PYTHON_SETTINGS = [("", True), ("0", True), ("false", True), ("1", False), ("true", False)]
+
+
 @needs_c
 @pytest.mark.parametrize(
-    ("setting", "expected"), [("", True), ("0", True), ("1", False), ("true", False)]
+    ("setting", "fast"),
+    PURE_PYTHON_SETTINGS,
+    ids=[f"TREK_WRITER_PURE_PYTHON={value!r}" for value, _ in PURE_PYTHON_SETTINGS],
 )
-def test_trek_writer_pure_python_turns_the_fast_path_off(setting: str, expected: bool) -> None:
-    env = {**os.environ, "TREK_WRITER_PURE_PYTHON": setting}
+def test_trek_writer_pure_python_turns_the_fast_path_off_for_a_writer_made_from_settings(
+    data_dir: Path, setting: str, fast: bool
+) -> None:
+    environ = {"TREK_DATA_DIR": str(data_dir), "TREK_WRITER_PURE_PYTHON": setting}
+    with AuditWriter.from_settings(Settings.from_env(environ)) as w:
+        assert w.fast_path is fast
+        assert [w.record("user.login")["seq"] for _ in range(2)] == [1, 2]
+
+
+@needs_c
+def test_the_variable_counts_when_the_writer_is_made_not_when_the_writer_is_imported(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer's modules were imported long before this variable changes.
+    monkeypatch.setenv("TREK_DATA_DIR", str(data_dir))
+    for setting, fast in (("1", False), ("0", True), ("1", False)):
+        monkeypatch.setenv("TREK_WRITER_PURE_PYTHON", setting)
+        with AuditWriter.from_settings(Settings.from_env()) as w:
+            assert w.fast_path is fast
+
+
+IMPORTED_WITH_THE_VARIABLE_SET = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from trek_audit.settings import Settings
+    from trek_audit.writer import AuditWriter, default_writer
+
+    data_dir = Path(sys.argv[1])
+    plain = AuditWriter(data_dir / "logs")
+    from_settings = AuditWriter.from_settings(Settings.from_env())
+    print(plain.fast_path, from_settings.fast_path, default_writer().fast_path)
+    """
+)
+
+
+@needs_c
+def test_only_the_settings_turn_the_fast_path_off_not_the_import(data_dir: Path) -> None:
+    # Set before the interpreter starts: an import that read it would turn every writer off.
+    env = {**os.environ, "TREK_WRITER_PURE_PYTHON": "1", "TREK_DATA_DIR": str(data_dir)}
     result = subprocess.run(
-        [sys.executable, "-c", "import trek_audit.writer.appender as a; print(a.FAST_PATH)"],
+        [sys.executable, "-c", IMPORTED_WITH_THE_VARIABLE_SET, str(data_dir)],
         cwd=PROJECT,
         env=env,
         capture_output=True,
         text=True,
+        timeout=60,
         check=True,
     )
-    assert result.stdout.strip() == str(expected)
+    plain, from_settings, default = result.stdout.split()
+    assert (plain, from_settings, default) == ("True", "False", "False")
+
+
+# `trek-audit record` in a child interpreter, telling which path its writer took.
+RECORD_COMMAND = textwrap.dedent(
+    """
+    import sys
+    from trek_audit.cli import main
+    from trek_audit.writer.appender import AuditWriter
+
+    real_record = AuditWriter.record
+
+    def record(self, *args, **kwargs):
+        print("fast_path", self.fast_path, file=sys.stderr)
+        return real_record(self, *args, **kwargs)
+
+    AuditWriter.record = record
+    main(["record", "user.login"])
+    """
+)
+
+
+@needs_c
+@pytest.mark.parametrize(("setting", "fast"), [("0", True), ("1", False)], ids=["c", "python"])
+def test_trek_audit_record_takes_the_path_the_variable_gives(
+    data_dir: Path, setting: str, fast: bool
+) -> None:
+    env = {**os.environ, "TREK_WRITER_PURE_PYTHON": setting, "TREK_DATA_DIR": str(data_dir)}
+    result = subprocess.run(
+        [sys.executable, "-c", RECORD_COMMAND],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"fast_path {fast}"]
+    assert seqs(data_dir / "logs") == [1]
 
 
 awkward_text = st.text(
     alphabet=st.sampled_from(["a", "\u2028", "\u2029", "\x85", "\n", "\r", '"', "\\", "\x1b", "é"])
-    | st.characters(exclude_categories=("Cs",)),  # lone surrogates are not UTF-8
+    | st.characters(codec="utf-8"),  # no lone surrogates: they are not UTF-8
     max_size=40,
 )
 
@@ -102,7 +196,7 @@ def test_lines_are_byte_identical_to_line_encode(
             for _ in range(3)
         ]
     written = (log_dir / "trek.log").read_bytes()[start:]
-    assert written == b"".join(encode(event) for event in events)  # type: ignore[arg-type]
+    assert written == b"".join(encode(event) for event in events)
 
 
 def test_ts_is_clamped_to_the_last_one_in_the_state_when_the_clock_is_behind(
@@ -110,16 +204,15 @@ def test_ts_is_clamped_to_the_last_one_in_the_state_when_the_clock_is_behind(
 ) -> None:
     with AuditWriter(log_dir) as w:
         w.record("user.login")
-        state = w._state
-        assert state is not None
+        page = w._page
+        assert page is not None
         future_ns = 4102444800_123456_000  # 2100-01-01T00:00:00.123456Z
-        fields = list(STATE.unpack_from(state))
-        fields[5] = future_ns
-        STATE.pack_into(state, 0, *fields)
+        state = read_state(page)
+        write_state(page, state.seq, state.ino, state.size, future_ns)
         event = w.record("user.login")
         assert event["ts"] == "2100-01-01T00:00:00.123456Z"
         assert event["id"].startswith(f"{future_ns // 1_000_000:012x}"[:8])
-        assert STATE.unpack_from(state)[5] == future_ns
+        assert read_state(page).last_ns == future_ns
     assert seqs(log_dir) == [1, 2]
 
 
@@ -174,7 +267,7 @@ class Prepared:
             "lock_fd": w._lock_fd,
             "log_fd": w._fd,
             "log_ino": w._fd_ino,
-            "state": w._state,
+            "state": w._page,
             "path": w._path_bytes,
             "event": self.event,
             "body": orjson.dumps(self.event, option=orjson.OPT_APPEND_NEWLINE),
@@ -186,9 +279,11 @@ class Prepared:
         return list(values.values())
 
     def snapshot(self) -> tuple[bytes, bytes]:
-        state = self.writer._state
-        assert state is not None
-        return self.log.read_bytes(), bytes(state[: STATE.size])
+        """trek.log and the state page, without the time of the C path's last look-up of
+        trek.log, which it may note even when it hands back."""
+        page = self.writer._page
+        assert page is not None
+        return self.log.read_bytes(), bytes(page[: OFFSETS["path_checked_ns"]])
 
 
 @needs_c
@@ -198,9 +293,12 @@ def test_fast_append_writes_the_line_and_returns_its_seq(log_dir: Path) -> None:
     assert fast_append is not None
     before, _ = prepared.snapshot()
     assert fast_append(*prepared.args()) == 2
-    after, state = prepared.snapshot()
-    assert after == before + encode(prepared.event)  # type: ignore[arg-type]
-    assert STATE.unpack(state)[2:5] == (2, prepared.writer._fd_ino, len(after))
+    after, _ = prepared.snapshot()
+    assert after == before + encode(cast(Event, prepared.event))
+    page = prepared.writer._page
+    assert page is not None
+    state = read_state(page)
+    assert (state.seq, state.ino, state.size) == (2, prepared.writer._fd_ino, len(after))
     prepared.writer.close()
 
 
@@ -216,9 +314,9 @@ def _unlinked(prepared: Prepared) -> dict[str, Any]:
 
 
 def _damaged_state(prepared: Prepared) -> dict[str, Any]:
-    state = prepared.writer._state
-    assert state is not None
-    state[0:4] = b"XXXX"
+    page = prepared.writer._page
+    assert page is not None
+    page[0:4] = b"XXXX"
     return {}
 
 

@@ -13,10 +13,11 @@ import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from writer_support import read_events, seqs
 
 import trek_audit.writer as writer
 from trek_audit.writer import AuditWriter, decode, encode
+
+from .writer_support import read_events, seqs
 
 SCHEMA = json.loads((Path(writer.__file__).parent / "audit-line-v1.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -198,14 +199,18 @@ def test_the_public_api_is_exported() -> None:
         "LineError",
         "encode",
         "decode",
-        "WriterConfig",
+        "default_writer",
+        "reset_default_writer",
     ):
         assert name in writer.__all__
+        assert getattr(writer, name) is not None
+    assert sorted(writer.__all__) == sorted(set(writer.__all__))
+    for name in writer.__all__:
         assert getattr(writer, name) is not None
 
 
 def test_uuid7_carries_the_given_millisecond_time_and_random_bits() -> None:
-    from trek_audit.writer.ids import uuid7
+    from trek_audit.writer.stamps import uuid7
 
     ids = {uuid7(0x0123_4567_89AB) for _ in range(1000)}
     assert len(ids) == 1000

@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-from writer_support import assert_no_gaps, seqs
 
 import trek_audit.writer.appender as appender
 from trek_audit.writer import AuditWriteError, AuditWriter
+
+from .writer_support import assert_no_gaps, seqs
 
 LOCK = ".trek-audit.lock"
 

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from writer_support import assert_no_gaps, log_files, read_events, seqs
 
 import trek_audit.writer.appender as appender
 from trek_audit.writer import AuditWriteError, AuditWriter, decode
+
+from .writer_support import assert_no_gaps, log_files, read_events, seqs
 
 
 def names(log_dir: Path) -> list[str]:
@@ -145,10 +146,10 @@ def test_a_failed_rename_raises_and_the_next_record_completes_the_rotation(
                 raise OSError(5, "Input/output error", src)
             real_rename(src, dst)
 
-        monkeypatch.setattr(appender.os, "rename", rename_then_crash)
+        monkeypatch.setattr(os, "rename", rename_then_crash)
         with pytest.raises(AuditWriteError, match="cannot rotate .*trek.log.1: Input/output error"):
             w.record("user.login")
-        monkeypatch.setattr(appender.os, "rename", real_rename)
+        monkeypatch.setattr(os, "rename", real_rename)
         assert w.record("user.login")["seq"] == 4
     assert seqs(log_dir) == [1, 2, 3, 4]
 

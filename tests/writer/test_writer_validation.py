@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from writer_support import seqs
 
 from trek_audit.writer import AuditWriter
+
+from .writer_support import seqs
 
 
 class Color(enum.Enum):
