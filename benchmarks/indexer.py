@@ -33,15 +33,15 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
-
+from typing import Any, cast
 
 from trek_audit.indexer.scanner import event_row
-from trek_audit.indexer.schema import connect, open_database
-from trek_audit.indexer.status import read_status
+from trek_audit.layout import DataDir, LogDir
+from trek_audit.settings import Settings
+from trek_audit.store import connect, open_database, read_status
 from trek_audit.writer import AuditWriter
 from trek_audit.writer.catalog import ACTIONS
-from trek_audit.writer.line import decode, encode
+from trek_audit.writer.line import Event, decode, encode
 
 FILES = 5  # trek.log.4 .. trek.log
 INSERT = (
@@ -93,6 +93,11 @@ def fake_event(rng: random.Random, seq: int, actions: list[str], when: float) ->
     }
 
 
+def _oldest_first(log_dir: Path) -> list[Path]:
+    """trek.log.4 .. trek.log.1, trek.log."""
+    return [LogDir(log_dir).rotated(n) for n in range(FILES - 1, -1, -1)]
+
+
 def generate(log_dir: Path, events: int) -> int:
     """Write ``events`` events over trek.log.4 .. trek.log; return the bytes written."""
     rng = random.Random(20261126)
@@ -102,13 +107,12 @@ def generate(log_dir: Path, events: int) -> int:
     seq = 0
     total = 0
     start = time.time() - events / 100
-    names = [f"trek.log.{n}" for n in range(FILES - 1, 0, -1)] + ["trek.log"]
-    for name in names:
-        with open(log_dir / name, "wb") as file:
+    for path in _oldest_first(log_dir):
+        with open(path, "wb") as file:
             chunk: list[bytes] = []
             for _ in range(min(per_file, events - seq)):
                 seq += 1
-                chunk.append(encode(fake_event(rng, seq, actions, start + seq / 100)))  # type: ignore[arg-type]
+                chunk.append(encode(cast(Event, fake_event(rng, seq, actions, start + seq / 100))))
                 if len(chunk) == 10_000:
                     data = b"".join(chunk)
                     total += len(data)
@@ -123,11 +127,10 @@ def generate(log_dir: Path, events: int) -> int:
 def plain_insert(log_dir: Path, db_path: Path) -> float:
     """Insert the same rows with executemany in one transaction; return the seconds timed."""
     conn = open_database(db_path)
-    conn.isolation_level = ""
+    conn.isolation_level = "DEFERRED"
     timed = 0.0
-    names = [f"trek.log.{n}" for n in range(FILES - 1, 0, -1)] + ["trek.log"]
-    for name in names:
-        with open(log_dir / name, "rb") as file:
+    for path in _oldest_first(log_dir):
+        with open(path, "rb") as file:
             while True:
                 lines = file.readlines(16 << 20)
                 if not lines:
@@ -150,7 +153,7 @@ def cli(*args: str) -> list[str]:
 def catch_up(work: Path, events: int) -> None:
     data_dir = work / "catch-up"
     begin = time.perf_counter()
-    size = generate(data_dir / "logs", events)
+    size = generate(DataDir(data_dir).log_dir, events)
     print(
         f"catch-up: {events:,} events in {FILES} files, {size / 1e6:.1f} MB "
         f"(generated in {time.perf_counter() - begin:.1f} s)"
@@ -168,7 +171,7 @@ def catch_up(work: Path, events: int) -> None:
     indexed = read_status(data_dir)["indexed"]
     assert indexed == events, (indexed, done.stdout, done.stderr)
 
-    plain_seconds = plain_insert(data_dir / "logs", work / "plain.db")
+    plain_seconds = plain_insert(DataDir(data_dir).log_dir, work / "plain.db")
     plain_conn = connect(work / "plain.db", readonly=True)
     plain_rows = plain_conn.execute("SELECT max(id) FROM audit_log").fetchone()[0]
     plain_conn.close()
@@ -222,12 +225,12 @@ class Poller(threading.Thread):
 
 def live(work: Path, seconds: float, rate: int) -> None:
     data_dir = work / "live"
-    log_dir = data_dir / "logs"
+    data = DataDir(data_dir)
     indexer = subprocess.Popen(cli("index", "-q", "--data-dir", str(data_dir)))
-    poller = Poller(data_dir / "audit.db", 0.001)
+    poller = Poller(data.audit_db, 0.001)
     try:
         deadline = time.monotonic() + 30
-        while not read_status(data_dir)["running"] or not (data_dir / "audit.db").exists():
+        while not read_status(data_dir)["running"] or not data.audit_db.exists():
             if time.monotonic() > deadline:
                 raise SystemExit("the indexer did not start")
             time.sleep(0.05)
@@ -235,7 +238,7 @@ def live(work: Path, seconds: float, rate: int) -> None:
         returned: dict[str, float] = {}
         count = int(seconds * rate)
         pause = threading.Event()
-        with AuditWriter(log_dir, max_bytes=10 * 1024 * 1024, backups=4) as writer:
+        with AuditWriter.from_settings(Settings(data_dir=data_dir)) as writer:
             rng = random.Random(7)
             actions = sorted(ACTIONS)
             start = time.monotonic()

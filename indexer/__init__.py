@@ -1,8 +1,9 @@
 """The indexer: follows trek.log and its rotations into the audit database, exactly once."""
 
-from trek_audit.indexer.follower import Indexer
-from trek_audit.indexer.lock import IndexerBusy
-from trek_audit.indexer.scanner import ScanReport
-from trek_audit.indexer.status import read_status
+from trek_audit.store.status import read_status
+
+from .follower import Indexer
+from .lock import IndexerBusy
+from .scanner import ScanReport
 
 __all__ = ["Indexer", "IndexerBusy", "ScanReport", "read_status"]

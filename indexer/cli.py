@@ -8,27 +8,19 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 
-from trek_audit.indexer.follower import Indexer
-from trek_audit.indexer.lock import IndexerBusy
-from trek_audit.indexer.status import read_status
+from trek_audit.options import data_dir_option, load_settings
+from trek_audit.settings import Settings
+from trek_audit.store import Status, read_status
 
-__all__ = ["COMMANDS", "index", "status"]
+from .follower import Indexer
+from .lock import IndexerBusy
+
+__all__ = ["index", "status"]
 
 log = logging.getLogger(__name__)
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="TREK_DATA_DIR",
-    default="./data",
-    show_default=True,
-    show_envvar=True,
-    help="Data directory: logs in <data>/logs, audit.db (and the panel's accounts.db) beside them.",
-)
 
 
 @click.command("index")
@@ -50,7 +42,7 @@ data_dir_option = click.option(
 @click.option("-q", "--quiet", is_flag=True, help="Log warnings and errors only.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every commit too.")
 def index(
-    data_dir: Path,
+    data_dir: Path | None,
     once: bool,
     wait: bool,
     rescan_interval: float,
@@ -71,22 +63,23 @@ def index(
         TREK_DATA_DIR=/srv/trek/data trek-audit index --wait
     """
     _configure_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    settings = load_settings(data_dir=data_dir)
     try:
         if once:
-            _index_once(data_dir, wait)
+            _index_once(settings, wait)
         else:
-            _follow(data_dir, wait, rescan_interval, not no_watch)
+            _follow(settings, wait, rescan_interval, not no_watch)
     except IndexerBusy as busy:
         raise click.ClickException(str(busy)) from None
 
 
-def _index_once(data_dir: Path, wait: bool) -> None:
+def _index_once(settings: Settings, wait: bool) -> None:
     if sys.stdout.isatty():
-        total = read_status(data_dir)["lag_bytes"]
+        total = read_status(settings.data_dir)["lag_bytes"]
         with click.progressbar(length=total, label="indexing", show_pos=False) as bar:
-            report = Indexer(data_dir, wait=wait, on_progress=bar.update).run_once()
+            report = Indexer.from_settings(settings, wait=wait, on_progress=bar.update).run_once()
     else:
-        report = Indexer(data_dir, wait=wait).run_once()
+        report = Indexer.from_settings(settings, wait=wait).run_once()
     click.echo(
         f"indexed {report.rows} rows from {report.files} file(s), rejected {report.rejected} "
         f"line(s); last seq {report.last_seq}"
@@ -96,8 +89,10 @@ def _index_once(data_dir: Path, wait: bool) -> None:
         click.echo(f"warning: {missing} event(s) missing in {len(report.gaps)} gap(s)", err=True)
 
 
-def _follow(data_dir: Path, wait: bool, rescan_interval: float, watch: bool) -> None:
-    indexer = Indexer(data_dir, wait=wait, rescan_interval=rescan_interval, watch=watch)
+def _follow(settings: Settings, wait: bool, rescan_interval: float, watch: bool) -> None:
+    indexer = Indexer.from_settings(
+        settings, wait=wait, rescan_interval=rescan_interval, watch=watch
+    )
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         log.info("stopping on %s", signal.Signals(signum).name)
@@ -119,13 +114,13 @@ def _follow(data_dir: Path, wait: bool, rescan_interval: float, watch: bool) -> 
         indexer.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    log.info("stopped; %d rows indexed in total", read_status(data_dir)["indexed"])
+    log.info("stopped; %d rows indexed in total", read_status(settings.data_dir)["indexed"])
 
 
 @click.command("status")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(data_dir: Path, as_json: bool) -> None:
+def status(data_dir: Path | None, as_json: bool) -> None:
     """Show what the indexer has done: rows, last seq, lag, gaps, rejected lines, running.
 
     \b
@@ -133,14 +128,14 @@ def status(data_dir: Path, as_json: bool) -> None:
         trek-audit status
         trek-audit status --json --data-dir /srv/trek/data
     """
-    info = read_status(data_dir)
+    info = read_status(load_settings(data_dir=data_dir).data_dir)
     if as_json:
         click.echo(json.dumps(info, sort_keys=True))
         return
     click.echo(_describe(info))
 
 
-def _describe(info: dict[str, Any]) -> str:
+def _describe(info: Status) -> str:
     running = f"running (pid {info['pid']})" if info["running"] else "not running"
     lines = [
         f"indexer:         {running}",
@@ -166,6 +161,3 @@ def _configure_logging(level: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-COMMANDS = (index, status)

@@ -15,16 +15,18 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from trek_audit.indexer.ledger import Ledger
-from trek_audit.indexer.lock import IndexerLock
-from trek_audit.indexer.scanner import Scanner, ScanReport
-from trek_audit.indexer.schema import connect, open_database
-from trek_audit.indexer.segments import LOG_NAME
-from trek_audit.indexer.status import DB_NAME, LOG_SUBDIR
+from trek_audit.layout import LOG_FILE_NAME, DataDir
+from trek_audit.settings import Settings
+from trek_audit.store.schema import connect, open_database
+
+from .ledger import Ledger
+from .lock import IndexerLock
+from .scanner import Scanner, ScanReport
 
 __all__ = ["Indexer"]
 
@@ -48,7 +50,7 @@ class _WakeOnLogChange(FileSystemEventHandler):
     @staticmethod
     def concerns_log(event: FileSystemEvent) -> bool:
         for path in (event.src_path, getattr(event, "dest_path", "")):
-            if path and os.path.basename(os.fsdecode(path)).startswith(LOG_NAME):
+            if path and os.path.basename(os.fsdecode(path)).startswith(LOG_FILE_NAME):
                 return True
         return False
 
@@ -60,6 +62,9 @@ class Indexer:
     context manager (``with Indexer(data_dir) as ix: ...``) or with ``start()``/``stop()``.
     Only one indexer works on a data directory at a time: opening a second raises
     IndexerBusy, or with ``wait`` waits (True: as long as it takes, a number: seconds).
+    Lines longer than ``max_line_bytes`` (newline included) are rejected; None means the
+    default of ``TREK_LOG_MAX_LINE_BYTES``, and ``from_settings`` takes the configured one,
+    the limit the writer was given too.
     """
 
     def __init__(
@@ -69,18 +74,21 @@ class Indexer:
         rescan_interval: float = 1.0,
         watch: bool = True,
         wait: bool | float = False,
-        max_line_bytes: int = 64 * 1024,
+        max_line_bytes: int | None = None,
         batch_size: int = 10_000,
         fragment_grace: float = 2.0,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.log_dir = self.data_dir / LOG_SUBDIR
-        self.db_path = self.data_dir / DB_NAME
+        data = DataDir(self.data_dir)
+        self.log_dir = data.log_dir
+        self.db_path = data.audit_db
         self.rescan_interval = rescan_interval
         self.watch = watch
         self.wait = wait
-        self.max_line_bytes = max_line_bytes
+        self.max_line_bytes = (
+            Settings().max_line_bytes if max_line_bytes is None else max_line_bytes
+        )
         self.batch_size = batch_size
         self.fragment_grace = fragment_grace
         self.on_progress = on_progress
@@ -96,6 +104,14 @@ class Indexer:
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._observer: Observer | None = None  # type: ignore[valid-type]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Indexer:
+        """An indexer for the settings' data directory and line limit.
+
+        ``options`` are the other keywords of ``Indexer`` (``wait``, ``rescan_interval``...).
+        """
+        return cls(settings.data_dir, max_line_bytes=settings.max_line_bytes, **options)
 
     # -- life cycle ------------------------------------------------------------------------
 

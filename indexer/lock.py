@@ -4,6 +4,7 @@ The lock file never matches ``trek.log*`` and lives in the data directory, not t
 directory, so neither the writer's rotation nor the indexer's scan ever touches it. The
 kernel drops an flock when its holder dies, even by ``kill -9``, so a stale lock file
 never blocks a restart. The holder writes its pid into the file for messages only.
+Readers probe the lock with ``trek_audit.store.is_locked``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["LOCK_NAME", "IndexerBusy", "IndexerLock", "holder_pid", "is_locked"]
+from trek_audit.layout import INDEXER_LOCK_MODE, DataDir
+from trek_audit.store.indexer_lock import holder_pid
 
-LOCK_NAME = "indexer.lock"
+__all__ = ["IndexerBusy", "IndexerLock"]
+
 # A status probe holds a shared lock for microseconds; a starting indexer retries this
 # long before it calls the directory busy, so a probe never makes a start fail.
 _PROBE_GRACE = 0.25
@@ -33,41 +36,12 @@ class IndexerBusy(RuntimeError):
         self.pid = pid
 
 
-def holder_pid(data_dir: Path) -> int | None:
-    """Return the pid written by the current or last holder of the lock, if readable."""
-    try:
-        text = (Path(data_dir) / LOCK_NAME).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def is_locked(data_dir: Path) -> bool:
-    """Tell whether an indexer holds the lock now, without creating or taking anything."""
-    try:
-        fd = os.open(Path(data_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        # A shared probe conflicts only with the indexer's exclusive lock.
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as error:
-        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            return True
-        raise
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
 class IndexerLock:
     """The exclusive lock that makes an indexer the only one on its data directory."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
-        self.path = self.data_dir / LOCK_NAME
+        self.path = DataDir(self.data_dir).indexer_lock
         self._fd: int | None = None
 
     @property
@@ -79,7 +53,7 @@ class IndexerLock:
         if self._fd is not None:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, INDEXER_LOCK_MODE)
         start = time.monotonic()
         limit = None if wait is True else (0.0 if wait is False else float(wait))
         pause = threading.Event() if stop is None else stop

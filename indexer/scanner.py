@@ -20,9 +20,12 @@ from typing import BinaryIO
 
 import orjson
 
-from trek_audit.indexer.ledger import FileState, Ledger, LedgerConflict, Rejected, Row
-from trek_audit.indexer.segments import LOG_NAME, LineReader, file_key, highest_slot, log_path
+from trek_audit.layout import LOG_FILE_NAME, LogDir
+from trek_audit.store.log_files import file_key
 from trek_audit.writer.line import Event, LineError, decode
+
+from .ledger import FileState, Incident, Ledger, LedgerConflict, Occupant, Rejected, Row
+from .segments import LineReader, highest_slot
 
 __all__ = ["ScanReport", "Scanner", "event_row"]
 
@@ -67,7 +70,7 @@ def event_row(event: Event) -> Row:
         if user_id is not None and not -_INT64_MAX - 1 <= user_id <= _INT64_MAX:
             raise LineError("user.id outside the 64-bit integer range")
     details = event["details"]
-    return (
+    return Row(
         event["id"],
         seq,
         event["ts"],
@@ -104,6 +107,7 @@ class Scanner:
     ) -> None:
         self.ledger = ledger
         self.log_dir = Path(log_dir)
+        self.logs = LogDir(self.log_dir)
         self.max_line = max_line
         self.batch_size = batch_size
         self.fragment_grace = fragment_grace
@@ -164,7 +168,7 @@ class Scanner:
         slot = -1
         while True:
             slot += 1
-            path = log_path(self.log_dir, slot)
+            path = self.logs.rotated(slot)
             try:
                 file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by scan()
             except FileNotFoundError:
@@ -177,7 +181,7 @@ class Scanner:
             if key is not None and key in keys:
                 file.close()  # the same file under a newer name, mid-rename or mid-copy
                 continue
-            if key is None and path.name != LOG_NAME:
+            if key is None and path.name != LOG_FILE_NAME:
                 file.close()  # a rotated file without one complete line: nothing to read yet
                 continue
             if key is not None:
@@ -186,24 +190,24 @@ class Scanner:
         opened.reverse()
         return opened
 
-    def _check_replaced(self, seg: _Segment, present: set[str]) -> list[tuple[str, str, str]]:
+    def _check_replaced(self, seg: _Segment, present: set[str]) -> list[Incident]:
         """Tell a truncation or replacement of trek.log from a rename, by what was there before."""
-        previous = self.ledger.occupant(LOG_NAME)
-        if previous is None or previous == (seg.key, seg.inode):
+        previous = self.ledger.occupant(LOG_FILE_NAME)
+        if previous is None or previous == Occupant(LOG_FILE_NAME, seg.key, seg.inode):
             return []
-        old_key, old_inode = previous
+        old_key, old_inode = previous.key, previous.inode
         if old_key is None or old_key == seg.key:
             return []
         old = self.ledger.file(old_key)
-        if old is not None and old.path != LOG_NAME and old.inode == old_inode:
+        if old is not None and old.path != LOG_FILE_NAME and old.inode == old_inode:
             return []  # it was seen renamed: a rotation, whatever became of it since
         now = seg.key or "no complete line yet"
         if old_inode == seg.inode:
             message = (
-                f"{LOG_NAME} was truncated or rewritten in place (inode {seg.inode}): it began "
-                f"with {old_key}, now {now}; rows already indexed stay"
+                f"{LOG_FILE_NAME} was truncated or rewritten in place (inode {seg.inode}): it "
+                f"began with {old_key}, now {now}; rows already indexed stay"
             )
-            return [("truncated", LOG_NAME, message)]
+            return [Incident("truncated", LOG_FILE_NAME, message)]
         if old_key not in present:
             if (
                 old is not None
@@ -212,10 +216,10 @@ class Scanner:
             ):
                 return []  # replaced once read to its end (as with no backups): nothing lost
             message = (
-                f"{LOG_NAME} was replaced: the file that began with {old_key} is no longer among "
-                f"the kept log files (deleted, moved away or rotated out unread); now {now}"
+                f"{LOG_FILE_NAME} was replaced: the file that began with {old_key} is no longer "
+                f"among the kept log files (deleted, moved away or rotated out unread); now {now}"
             )
-            return [("replaced", LOG_NAME, message)]
+            return [Incident("replaced", LOG_FILE_NAME, message)]
         return []
 
     @staticmethod
@@ -229,11 +233,12 @@ class Scanner:
     def _index(self, seg: _Segment, present: set[str], report: ScanReport) -> None:
         ledger = self.ledger
         name = seg.path.name
-        incidents: list[tuple[str, str, str]] = []
-        occupant: tuple[str, str | None, int] | None = None
-        if name == LOG_NAME and ledger.occupant(LOG_NAME) != (seg.key, seg.inode):
+        incidents: list[Incident] = []
+        occupant: Occupant | None = None
+        here = Occupant(name, seg.key, seg.inode)
+        if name == LOG_FILE_NAME and ledger.occupant(name) != here:
             incidents = self._check_replaced(seg, present)
-            occupant = (LOG_NAME, seg.key, seg.inode)
+            occupant = here
         if seg.key is None:
             if incidents or occupant:
                 self._commit(report, incidents=incidents, occupant=occupant)
@@ -241,7 +246,7 @@ class Scanner:
         state = ledger.file(seg.key) or FileState(seg.key, name, seg.inode)
         if state.stored and seg.size < state.offset:
             incidents.append(
-                (
+                Incident(
                     "truncated",
                     name,
                     f"{name} ({seg.key}) is {seg.size} bytes, shorter than the {state.offset} "
@@ -261,21 +266,23 @@ class Scanner:
         for line in reader:
             if line.too_long:
                 reason = f"line longer than {self.max_line} bytes"
-                rejected.append((name, seg.key, line.offset, line.length, reason, line.data))
+                rejected.append(
+                    Rejected(name, seg.key, line.offset, line.length, reason, line.data)
+                )
             else:
                 try:
                     event = decode(line.data)
                     row = event_row(event)
                 except LineError as error:
                     rejected.append(
-                        (name, seg.key, line.offset, line.length, error.reason, line.data)
+                        Rejected(name, seg.key, line.offset, line.length, error.reason, line.data)
                     )
                 else:
                     rows.append(row)
-                    ledger.note_seq(row[1])
+                    ledger.note_seq(row.seq)
                     if state.first_seq is None:
-                        state.first_seq = row[1]
-                    state.last_seq = row[1]
+                        state.first_seq = row.seq
+                    state.last_seq = row.seq
             state.offset = line.end
             if len(rows) + len(rejected) >= self.batch_size:
                 self._commit(
@@ -294,7 +301,7 @@ class Scanner:
                 # A newer file exists, so nobody will finish this line: reject it and move on.
                 reason = "incomplete last line of a rotated file"
                 rejected.append(
-                    (name, seg.key, fragment.offset, fragment.length, reason, fragment.data)
+                    Rejected(name, seg.key, fragment.offset, fragment.length, reason, fragment.data)
                 )
                 state.offset = fragment.offset + fragment.length
                 state.finished = changed = True
@@ -312,8 +319,8 @@ class Scanner:
         rows: list[Row] | None = None,
         rejected: list[Rejected] | None = None,
         state: FileState | None = None,
-        incidents: list[tuple[str, str, str]] | None = None,
-        occupant: tuple[str, str | None, int] | None = None,
+        incidents: list[Incident] | None = None,
+        occupant: Occupant | None = None,
         advanced: int = 0,
     ) -> None:
         rows, rejected, incidents = rows or [], rejected or [], incidents or []
@@ -324,16 +331,16 @@ class Scanner:
         report.rejected += len(rejected)
         report.incidents += len(incidents)
         report.bytes += advanced
-        for kind, _file, message in incidents:
-            log.warning("%s: %s", kind, message)
+        for incident in incidents:
+            log.warning("%s: %s", incident.kind, incident.message)
         if rejected:
             first = rejected[0]
             log.warning(
                 "rejected %d line(s) of %s, the first at offset %d: %s",
                 len(rejected),
-                first[0],
-                first[2],
-                first[4],
+                first.file,
+                first.offset,
+                first.reason,
             )
         if self.on_progress is not None and advanced:
             self.on_progress(advanced)

@@ -1,72 +1,21 @@
-"""The log files as the indexer sees them: which exist, what each one is, and its lines.
+"""The log files as the indexer reads them: the highest rotation present, and their lines.
 
-A file is known by its *key*, computed from its first complete line:
-
-* ``id:<event id>`` when the first line is a valid format-v1 event: the id of an event
-  is unique, it survives renames, copies and restarts, and a new file at the same path
-  (or on a reused inode) starts with a different event;
-* ``raw:<sha256 of the first line>:<inode>`` when the first line is not a valid event;
-  the inode tells apart two files that happen to start with the same bad bytes. A first
-  line longer than ``RAW_KEEP`` bytes is hashed over its first ``RAW_KEEP`` bytes, which
-  never change once written.
-
-A file whose first line is not complete yet has no key and is skipped until it does.
+Which files exist and what each one is (its key) is audit.db's contract too, so it lives
+in ``trek_audit.store.log_files``; reading a file's lines, in bounded memory, is the
+indexer's own.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from trek_audit.writer.line import LineError, decode
+from trek_audit.layout import LOG_FILE_NAME
+from trek_audit.store.log_files import RAW_KEEP, list_log_files
 
-__all__ = [
-    "LOG_NAME",
-    "RAW_KEEP",
-    "Fragment",
-    "Line",
-    "LineReader",
-    "file_key",
-    "highest_slot",
-    "list_log_files",
-    "log_path",
-]
-
-LOG_NAME = "trek.log"
-# The most bytes of a bad line kept in rejected_lines.raw (its true length is kept too).
-RAW_KEEP = 64 * 1024
-_ROTATED = re.compile(re.escape(LOG_NAME) + r"\.([1-9][0-9]{0,5})")
-
-
-def list_log_files(log_dir: Path) -> list[Path]:
-    """Return trek.log, trek.log.1, trek.log.2, ... that exist now, newest first."""
-    try:
-        names = os.listdir(log_dir)
-    except FileNotFoundError:
-        return []
-    rotated: list[tuple[int, str]] = []
-    current = False
-    for name in names:
-        if name == LOG_NAME:
-            current = True
-            continue
-        match = _ROTATED.fullmatch(name)
-        if match:
-            rotated.append((int(match.group(1)), name))
-    rotated.sort()
-    paths = [log_dir / LOG_NAME] if current else []
-    paths.extend(log_dir / name for _, name in rotated)
-    return paths
-
-
-def log_path(log_dir: Path, slot: int) -> Path:
-    """Return trek.log for slot 0, trek.log.N for slot N."""
-    return log_dir / (LOG_NAME if slot == 0 else f"{LOG_NAME}.{slot}")
+__all__ = ["Fragment", "Line", "LineReader", "highest_slot"]
 
 
 def highest_slot(log_dir: Path) -> int:
@@ -75,26 +24,7 @@ def highest_slot(log_dir: Path) -> int:
     if not paths:
         return -1
     last = paths[-1].name
-    return 0 if last == LOG_NAME else int(last.rsplit(".", 1)[1])
-
-
-def file_key(fd: int, inode: int) -> str | None:
-    """Return the key of the open file ``fd`` (see the module docstring), or None if none yet."""
-    # Most first lines are short: try a small read before the largest one.
-    head = os.pread(fd, 4096, 0)
-    newline = head.find(b"\n")
-    if newline < 0 and len(head) == 4096:
-        head = os.pread(fd, RAW_KEEP + 1, 0)
-        newline = head.find(b"\n")
-    if newline < 0:
-        if len(head) <= RAW_KEEP:
-            return None
-        return f"raw:{hashlib.sha256(head[:RAW_KEEP]).hexdigest()[:32]}:{inode}"
-    first = head[:newline]
-    try:
-        return "id:" + decode(first)["id"]
-    except LineError:
-        return f"raw:{hashlib.sha256(first).hexdigest()[:32]}:{inode}"
+    return 0 if last == LOG_FILE_NAME else int(last.rsplit(".", 1)[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from logfiles import Reader
+
+from .logfiles import Reader
 
 
 @pytest.fixture

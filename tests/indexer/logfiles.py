@@ -9,10 +9,10 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from trek_audit.indexer.schema import connect
-from trek_audit.writer.line import encode
+from trek_audit.store import connect
+from trek_audit.writer.line import Event, encode
 
 
 class Reader:
@@ -73,7 +73,7 @@ def event(seq: int, **fields: Any) -> dict[str, Any]:
 
 
 def line(seq: int, **fields: Any) -> bytes:
-    return encode(event(seq, **fields))  # type: ignore[arg-type]
+    return encode(cast(Event, event(seq, **fields)))
 
 
 def append(path: Path, seqs: Iterable[int] | bytes) -> None:

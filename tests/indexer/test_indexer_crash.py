@@ -10,10 +10,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from logfiles import Reader, append, wait_for
 
-from trek_audit.indexer import Indexer, read_status
+from trek_audit.indexer import Indexer
+from trek_audit.store import read_status
 from trek_audit.writer.line import decode
+
+from .logfiles import Reader, append, wait_for
 
 SHORT = bool(__import__("os").environ.get("TREK_TEST_SHORT"))
 
@@ -116,7 +118,7 @@ def test_kill_9_in_the_middle_of_a_long_catch_up_loses_and_repeats_nothing(
     total = 3 * per_file
     rng = random.Random()
     pause = threading.Event()
-    progress = []
+    progress: list[int] = []
     for round_ in range(4 if SHORT else 10):
         indexer = subprocess.Popen(
             [

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
-from logfiles import Reader, append, line, rotate
 
-from trek_audit.indexer import Indexer, read_status
+from trek_audit.indexer import Indexer
+from trek_audit.store import read_status
+
+from .logfiles import Reader, append, line, rotate
 
 
-def index_once(data_dir: Path, **options: object) -> None:
-    Indexer(data_dir, **options).run_once()  # type: ignore[arg-type]
+def index_once(data_dir: Path, **options: Any) -> None:
+    Indexer(data_dir, **options).run_once()
 
 
 def test_a_partial_last_line_waits_for_its_newline(

@@ -7,10 +7,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from logfiles import Reader, append, rotate, wait_for
 
-from trek_audit.indexer import Indexer, IndexerBusy, read_status
+from trek_audit.indexer import Indexer, IndexerBusy
 from trek_audit.indexer.follower import _WakeOnLogChange
+from trek_audit.store import read_status
+
+from .logfiles import Reader, append, rotate, wait_for
 
 
 def test_a_second_indexer_on_the_same_directory_is_refused_with_the_holders_pid(

@@ -11,12 +11,14 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from logfiles import Reader, append, event, line
 
 from trek_audit.indexer import Indexer
 from trek_audit.indexer.scanner import event_row
-from trek_audit.indexer.segments import RAW_KEEP, LineReader
+from trek_audit.indexer.segments import LineReader
+from trek_audit.store.log_files import RAW_KEEP
 from trek_audit.writer.line import KEYS, LineError, decode
+
+from .logfiles import Reader, append, event, line
 
 MAX_LINE = 2048
 

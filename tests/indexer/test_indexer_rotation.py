@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-from logfiles import Reader, append, rotate, wait_for
 
 from trek_audit.indexer import Indexer, scanner
 
+from .logfiles import Reader, append, rotate, wait_for
 
-def index_once(data_dir: Path, **options: object) -> None:
-    Indexer(data_dir, **options).run_once()  # type: ignore[arg-type]
+
+def index_once(data_dir: Path) -> None:
+    Indexer(data_dir).run_once()
 
 
 def test_every_line_is_indexed_once_and_a_second_pass_adds_nothing(

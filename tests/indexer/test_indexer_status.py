@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from logfiles import Reader, append, line, wait_for
 
-from trek_audit.indexer import Indexer, read_status
-from trek_audit.indexer.schema import open_database
 from trek_audit.cli import main
+from trek_audit.indexer import Indexer
+from trek_audit.store import open_database, read_status
+
+from .logfiles import Reader, append, line, wait_for
 
 STATUS_KEYS = {"indexed", "last_seq", "lag_bytes", "gaps", "rejected", "running"}
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from logfiles import Reader, wait_for
-
-from trek_audit.indexer import Indexer, read_status
+from trek_audit.indexer import Indexer
+from trek_audit.settings import Settings
+from trek_audit.store import read_status
 from trek_audit.writer import AuditWriter
+
+from .logfiles import Reader, wait_for
 
 
 def test_events_recorded_across_the_writers_rotations_are_indexed_once_in_order(
@@ -52,3 +54,27 @@ def test_threads_recording_at_once_are_all_indexed_without_gaps(
         wait_for(lambda: read_status(data_dir)["indexed"] == 600, what="600 rows")
     assert sorted(db.seqs()) == list(range(1, 601))
     assert db.gaps() == []
+
+
+def test_an_event_longer_than_the_default_line_limit_is_indexed_under_the_same_settings(
+    data_dir: Path, db: Reader
+) -> None:
+    environ = {"TREK_DATA_DIR": str(data_dir), "TREK_LOG_MAX_LINE_BYTES": "200000"}
+    settings = Settings.from_env(environ)
+    with AuditWriter.from_settings(settings) as writer:
+        event = writer.record("trip.update", details={"notes": "x" * 100_000})
+    assert settings.data.logs.log_file.stat().st_size > Settings().max_line_bytes
+    report = Indexer.from_settings(settings, watch=False).run_once()
+    assert (report.rows, report.rejected) == (1, 0)
+    assert [row[0] for row in db.conn.execute("SELECT event_id FROM audit_log")] == [event["id"]]
+    assert db.rejected() == []
+
+
+def test_an_indexer_made_from_settings_reads_their_data_directory_with_their_line_limit(
+    data_dir: Path,
+) -> None:
+    settings = Settings(data_dir=data_dir, max_line_bytes=200_000)
+    indexer = Indexer.from_settings(settings, rescan_interval=0.5)
+    assert (indexer.log_dir, indexer.db_path) == (data_dir / "logs", data_dir / "audit.db")
+    assert (indexer.max_line_bytes, indexer.rescan_interval) == (200_000, 0.5)
+    assert Indexer(data_dir).max_line_bytes == Settings().max_line_bytes

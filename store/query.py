@@ -1,0 +1,210 @@
+"""The panel's reads of audit.db: filtered, keyset-paginated pages, counts and a histogram.
+
+Every page is newest first (``ORDER BY id DESC``) and continues from a cursor, the row
+id of the last entry seen (``before``); nothing here uses OFFSET, so page 10,000 costs
+what page 1 costs. The SQL comes from ``sql``; the unfiltered total comes from the
+``indexed`` counter instead of counting the table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from .caches import CachedCount, CachedHistogram, CountCache, HistogramCache
+from .calendar import UNIT_WIDTH, bucket_labels, coarsen, label_time, parse_ts, unit_for
+from .schema import connect, schema_version
+from .sql import Branch, Statement, branches, bucket_sql, count_sql, page_sql
+from .values import Entry, Filter, Histogram
+
+__all__ = ["AuditQuery"]
+
+
+class AuditQuery:
+    """Queries over one connection to audit.db (read-only when opened with ``open``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: str | Path) -> AuditQuery:
+        """Open audit.db read-only; FileNotFoundError when the indexer has not created it yet.
+
+        A file without the tables yet (empty, or the first migration not committed) counts
+        as not created: every query would fail on it. A file that is not a database at all
+        raises sqlite3.DatabaseError.
+        """
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no audit database at {path}: start the indexer first")
+        conn = connect(path, readonly=True)
+        try:
+            created = schema_version(conn) >= 1
+        except BaseException:
+            conn.close()
+            raise
+        if not created:
+            conn.close()
+            raise FileNotFoundError(f"the audit database at {path} is being created by the indexer")
+        return cls(conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- pages -------------------------------------------------------------------------
+
+    def page(self, flt: Filter, before: int | None = None, limit: int = 100) -> list[Entry]:
+        """Return up to ``limit`` matching entries with row id below ``before``, newest first."""
+        sql, params = self._page_sql(flt, before, limit)
+        return [Entry(*row) for row in self.conn.execute(sql, params)]
+
+    def iter_all(self, flt: Filter, batch: int = 1000) -> Iterator[Entry]:
+        """Yield every matching entry, newest first, in keyset batches (each its own short read)."""
+        before: int | None = None
+        while True:
+            rows = self.page(flt, before, batch)
+            yield from rows
+            if len(rows) < batch:
+                return
+            before = rows[-1].row_id
+
+    def count(self, flt: Filter, cache: CountCache | None = None) -> int:
+        """Count the matching entries; the unfiltered total is the indexer's counter.
+
+        With a ``cache``, a filter counted before costs only the rows added since.
+        """
+        if flt.is_empty():
+            return self.indexed_total()
+        if cache is None:
+            return self._count(flt, None, None)
+        top = self._top()
+        if top is None:
+            return 0
+        hit = cache.get(flt)
+        if hit is not None and hit.upto <= top:
+            total = hit.total
+            if hit.upto < top:
+                total += self._count(flt, hit.upto, top + 1)
+        else:
+            total = self._count(flt, None, top + 1)
+        cache.put(flt, CachedCount(top, total))
+        return total
+
+    def indexed_total(self) -> int:
+        row = self.conn.execute("SELECT value FROM indexer_state WHERE name = 'indexed'").fetchone()
+        return int(row[0]) if row else 0
+
+    def actions_seen(self) -> list[str]:
+        """Distinct action keys in the table, by hopping through the action index (no full scan)."""
+        sql = """
+            WITH RECURSIVE seen(action) AS (
+                SELECT min(action) FROM audit_log
+                UNION ALL
+                SELECT (SELECT min(action) FROM audit_log WHERE action > seen.action)
+                FROM seen WHERE seen.action IS NOT NULL
+            )
+            SELECT action FROM seen WHERE action IS NOT NULL
+        """
+        return [row[0] for row in self.conn.execute(sql)]
+
+    def explain(self, flt: Filter, before: int | None = None, limit: int = 100) -> list[str]:
+        """The query plan of ``page`` (EXPLAIN QUERY PLAN details), for tests and benchmarks."""
+        sql, params = self._page_sql(flt, before, limit)
+        return [row[3] for row in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+    # -- chart -------------------------------------------------------------------------
+
+    def histogram(
+        self, flt: Filter, max_buckets: int = 120, cache: HistogramCache | None = None
+    ) -> Histogram:
+        """Count matching events per minute, hour, day or month, whichever fits ``max_buckets``.
+
+        With a ``cache``, a filter drawn before costs only the rows added since: its counts
+        up to a row id never change, and a coarser unit is their labels cut shorter.
+        """
+        top = self._top()
+        if top is None:
+            return Histogram("day", [])
+        hit = cache.get(flt) if cache is not None else None
+        if hit is not None and hit.upto <= top:
+            unit, counts = hit.unit, dict(hit.counts)
+            for label, count in self._bucket_counts(
+                flt, UNIT_WIDTH[unit], hit.upto, top + 1
+            ).items():
+                counts[label] = counts.get(label, 0) + count
+        else:
+            first, last = self._time_bounds(flt)
+            if first is None or last is None:
+                return Histogram("day", [])
+            unit = unit_for(parse_ts(last) - parse_ts(first), max_buckets)
+            counts = self._bucket_counts(flt, UNIT_WIDTH[unit], None, top + 1)
+        if not counts:
+            return Histogram(unit, [])
+        start, end = label_time(min(counts)), label_time(max(counts))
+        wanted = unit_for(end - start, max_buckets)
+        if UNIT_WIDTH[wanted] < UNIT_WIDTH[unit]:
+            unit, counts = wanted, coarsen(counts, UNIT_WIDTH[wanted])
+        if cache is not None:
+            cache.put(flt, CachedHistogram(top, unit, counts))
+        buckets = [(label, counts.get(label, 0)) for label in bucket_labels(start, end, unit)]
+        listed = {label for label, _ in buckets}
+        if len(listed) != len(counts):  # labels off the grid (odd timestamps): keep them, sorted
+            buckets = sorted(buckets + [(k, v) for k, v in counts.items() if k not in listed])
+        return Histogram(unit, buckets)
+
+    def _bucket_counts(
+        self, flt: Filter, width: int, after: int | None, before: int | None
+    ) -> dict[str, int]:
+        sql, params = bucket_sql(branches(flt), width, after, before)
+        return {str(label): int(count) for label, count in self.conn.execute(sql, params)}
+
+    def _time_bounds(self, flt: Filter) -> tuple[str | None, str | None]:
+        """The timestamps of the oldest and newest matching rows (by id, which follows time)."""
+        newest = self.page(flt, None, 1)
+        if not newest:
+            return None, None
+        sql, params = self._page_sql(flt, None, 1, ascending=True)
+        oldest = Entry(*self.conn.execute(sql, params).fetchone())
+        return min(oldest.ts, newest[0].ts), max(oldest.ts, newest[0].ts)
+
+    # -- running the SQL ---------------------------------------------------------------
+
+    def _top(self) -> int | None:
+        """The newest row id, or None in an empty table."""
+        top = self.conn.execute("SELECT max(id) FROM audit_log").fetchone()[0]
+        return None if top is None else int(top)
+
+    def _count(self, flt: Filter, after: int | None, before: int | None) -> int:
+        sql, params = count_sql(branches(flt), after, before)
+        return int(self.conn.execute(sql, params).fetchone()[0])
+
+    def _page_sql(
+        self, flt: Filter, before: int | None, limit: int, ascending: bool = False
+    ) -> Statement:
+        parts: list[Branch] = branches(flt, self._until_bound)
+        return page_sql(parts, before, limit, ascending)
+
+    def _until_bound(self, until: str) -> int | None:
+        """The largest row id with ts < until, when finding it beats scanning back from the newest.
+
+        A page walks row ids downwards; with ``until`` far in the past it would step over
+        every newer row first. The bound is exact (the max over the ts index range, no
+        assumption that ids follow time), so it costs a covering-index scan of the rows
+        before ``until``: worth it only when those are clearly fewer than the rows after.
+        """
+        top = self._top()
+        first_after = self.conn.execute(
+            "SELECT id FROM audit_log WHERE ts >= ? ORDER BY ts, id LIMIT 1", (until,)
+        ).fetchone()
+        if top is None or first_after is None:
+            return None  # every row is before `until`: nothing to skip
+        # Measured on a million rows: an index entry costs about 1.2 times a row stepped
+        # over, so the bound pays off when the rows before `until` are the smaller part.
+        if (top - first_after[0]) * 5 <= first_after[0] * 6:
+            return None
+        # `+id` keeps SQLite from answering max(id) by walking row ids down from the newest,
+        # which is the very scan this avoids; it reads the (ts, id) index range instead.
+        bound = self.conn.execute(
+            "SELECT max(+id) FROM audit_log WHERE ts < ?", (until,)
+        ).fetchone()[0]
+        return int(bound) if bound is not None else 0

@@ -1,0 +1,187 @@
+"""The SQL of a filter: WHERE clauses and statements for pages, counts and histogram buckets.
+
+Each filter maps onto an index that ends in ``id`` (see ``migrations``), which makes a
+filtered page a range scan in id order. A ``user`` filter may match one of three columns;
+an OR over them would defeat those indexes, so it becomes one *branch* per column, each
+its own range scan, joined by UNION. Values are always bound parameters; only fixed
+fragments of this module are put into the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .search import fts_query
+from .values import Filter
+
+__all__ = [
+    "ENTRY_COLUMNS",
+    "Branch",
+    "Statement",
+    "branches",
+    "bucket_sql",
+    "count_sql",
+    "page_sql",
+]
+
+# The columns of audit_log in the order of Entry's fields.
+ENTRY_COLUMNS = (
+    "id",
+    "event_id",
+    "seq",
+    "ts",
+    "action",
+    "user_id",
+    "username",
+    "email",
+    "resource",
+    "ip",
+    "details",
+)
+_INT64_MAX = 2**63 - 1
+
+
+class Statement(NamedTuple):
+    """SQL text and the parameters bound to its placeholders."""
+
+    sql: str
+    params: list[Any]
+
+
+class Branch:
+    """One AND-ed set of conditions; a ``user`` filter gives one branch per column it may match."""
+
+    def __init__(self, match: str | None) -> None:
+        self.match = match
+        self.conditions: list[str] = []
+        self.params: list[Any] = []
+        if match is not None:
+            # Start from the full-text index: FTS5 walks its rowids in descending order
+            # itself, so a search page stops after `limit` hits instead of sorting them all;
+            # CROSS JOIN keeps it the outer loop when other filters are set too.
+            self.source = "audit_log_fts CROSS JOIN audit_log a ON a.id = audit_log_fts.rowid"
+            self.id_column = "audit_log_fts.rowid"
+            self.conditions.append("audit_log_fts MATCH ?")
+            self.params.append(match)
+        else:
+            self.source = "audit_log a"
+            self.id_column = "a.id"
+
+    def copy_with(self, condition: str, param: Any) -> Branch:
+        other = Branch(None)
+        other.match, other.source, other.id_column = self.match, self.source, self.id_column
+        other.conditions = [*self.conditions, condition]
+        other.params = [*self.params, param]
+        return other
+
+    def where(self, before: int | None = None, after: int | None = None) -> Statement:
+        """The WHERE clause (with its leading space, or empty) for rows between the two ids."""
+        conditions, params = list(self.conditions), list(self.params)
+        if before is not None:
+            conditions.append(f"{self.id_column} < ?")
+            params.append(before)
+        if after is not None:
+            conditions.append(f"{self.id_column} > ?")
+            params.append(after)
+        return Statement((" WHERE " + " AND ".join(conditions)) if conditions else "", params)
+
+
+def branches(flt: Filter, until_bound: Callable[[str], int | None] | None = None) -> list[Branch]:
+    """The branches of a filter.
+
+    ``until_bound``, when given, returns the largest row id before an ``until`` timestamp
+    (or None to do without): pages use it to start from there rather than from the newest row.
+    """
+    # A search of only spaces is no search.
+    base = Branch(fts_query(flt.q) if flt.q else None)
+    for column, value in (("action", flt.action), ("ip", flt.ip)):
+        if value is not None:
+            base = base.copy_with(f"a.{column} = ?", value)
+    if flt.since is not None:
+        base = base.copy_with("a.ts >= ?", flt.since)
+    if flt.until is not None:
+        base = base.copy_with("a.ts < ?", flt.until)
+        bound = until_bound(flt.until) if until_bound is not None and base.match is None else None
+        if bound is not None:
+            base = base.copy_with("a.id <= ?", bound)
+    if flt.user is None:
+        return [base]
+    found = [
+        base.copy_with("a.username = ?", flt.user),
+        base.copy_with("a.email = ?", flt.user),
+    ]
+    text = flt.user.strip()
+    if re.fullmatch(r"-?\d{1,19}", text) and abs(int(text)) <= _INT64_MAX:
+        found.append(base.copy_with("a.user_id = ?", int(text)))
+    return found
+
+
+def _union_ids(
+    parts: list[Branch], before: int | None, limit: int | None, after: int | None
+) -> Statement:
+    selects, params = [], []
+    for branch in parts:
+        where, branch_params = branch.where(before, after)
+        inner = f"SELECT {branch.id_column} AS id FROM {branch.source}{where}"  # noqa: S608
+        if limit is not None:
+            # Each branch stops at `limit` rows of its own index range; the union of those
+            # holds the newest `limit` rows of the whole OR.
+            order = "ASC" if after is not None else "DESC"
+            inner = (
+                f"SELECT id FROM ({inner} "  # noqa: S608
+                f"ORDER BY {branch.id_column} {order} LIMIT {int(limit)})"
+            )
+        selects.append(inner)
+        params.extend(branch_params)
+    return Statement(" UNION ".join(selects), params)
+
+
+def page_sql(
+    parts: list[Branch], before: int | None, limit: int, ascending: bool = False
+) -> Statement:
+    """Select up to ``limit`` rows (ENTRY_COLUMNS) below row id ``before``, newest first."""
+    order = "ASC" if ascending else "DESC"
+    if len(parts) == 1:
+        branch = parts[0]
+        where, params = branch.where(before)
+        columns = ", ".join("a." + c for c in ENTRY_COLUMNS)
+        sql = (
+            f"SELECT {columns} FROM {branch.source}{where} "  # noqa: S608
+            f"ORDER BY {branch.id_column} {order} LIMIT ?"
+        )
+        return Statement(sql, [*params, limit])
+    ids, params = _union_ids(parts, before, limit, -1 if ascending else None)
+    columns = ", ".join(ENTRY_COLUMNS)
+    sql = (
+        f"SELECT {columns} FROM audit_log WHERE id IN ({ids}) "  # noqa: S608
+        f"ORDER BY id {order} LIMIT ?"
+    )
+    return Statement(sql, [*params, limit])
+
+
+def count_sql(parts: list[Branch], after: int | None, before: int | None) -> Statement:
+    """Count the matching rows with ``after`` < id < ``before``."""
+    if len(parts) == 1:
+        where, params = parts[0].where(before, after)
+        return Statement(f"SELECT COUNT(*) FROM {parts[0].source}{where}", params)  # noqa: S608
+    ids, params = _union_ids(parts, before, None, after)
+    return Statement(f"SELECT COUNT(*) FROM ({ids})", params)  # noqa: S608
+
+
+def bucket_sql(parts: list[Branch], width: int, after: int | None, before: int | None) -> Statement:
+    """Count the matching rows with ``after`` < id < ``before`` per timestamp cut to ``width``."""
+    if len(parts) == 1:
+        where, params = parts[0].where(before, after)
+        sql = (
+            f"SELECT substr(a.ts, 1, {int(width)}) AS bucket, COUNT(*) "  # noqa: S608
+            f"FROM {parts[0].source}{where} GROUP BY bucket"
+        )
+        return Statement(sql, params)
+    ids, params = _union_ids(parts, before, None, after)
+    sql = (
+        f"SELECT substr(ts, 1, {int(width)}) AS bucket, COUNT(*) FROM audit_log "  # noqa: S608
+        f"WHERE id IN ({ids}) GROUP BY bucket"
+    )
+    return Statement(sql, params)
