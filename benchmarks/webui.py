@@ -35,18 +35,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from trek_audit.indexer.query import Entry
-from trek_audit.indexer.schema import open_database
+from trek_audit.layout import DataDir
+from trek_audit.store import AuditQuery, Entry, Filter, open_database
 from trek_audit.webui import create_app
 from trek_audit.webui.entries import api_entry
 from trek_audit.webui.serve import PanelServer, default_workers, gunicorn_options
 
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 OUT = HERE / "out"
 PASSWORD = "bench-password"  # noqa: S105 - a throwaway account in a throwaway data dir
 FILTER_ACTION = "user.login_failed"
@@ -71,12 +70,19 @@ ACTIONS = [
 
 def build(data_dir: Path, rows: int) -> None:
     """Create <data_dir>/audit.db with ``rows`` events, quickly, unless it is already there."""
-    db_path = data_dir / "audit.db"
+    data = DataDir(data_dir)
+    db_path = data.audit_db
     done = data_dir / "complete"
     if done.exists() and done.read_text() == str(rows):
         return
-    for name in ("audit.db", "audit.db-wal", "audit.db-shm", "complete", "accounts.db"):
-        (data_dir / name).unlink(missing_ok=True)
+    for path in (
+        db_path,
+        db_path.with_name(db_path.name + "-wal"),
+        db_path.with_name(db_path.name + "-shm"),
+        done,
+        data.accounts_db,
+    ):
+        path.unlink(missing_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     conn = open_database(db_path)
@@ -153,7 +159,7 @@ def trek_audit() -> Any:
     conn = getattr(_trek_local, "conn", None)
     if conn is None:
         conn = _trek_local.conn = sqlite3.connect(
-            f"file:{DATA_DIR / 'audit.db'}?mode=ro", uri=True, check_same_thread=False
+            f"file:{DataDir(DATA_DIR).audit_db}?mode=ro", uri=True, check_same_thread=False
         )
     where, params = ("WHERE action = ?", [action]) if action else ("", [])
     rows = conn.execute(
@@ -231,15 +237,14 @@ def in_server(app: Flask, rows: int, repeat: int) -> dict[str, dict[str, float]]
     # Both ways must agree on what they show.
     ours = client.get(f"/api/admin/audit?before={deep_cursor}").json
     theirs = client.get(f"/api/trek/audit?page={deep_page}").json
+    assert ours is not None and theirs is not None, "a page that is not JSON"
     assert ours["entries"] == theirs["entries"], "deep pages differ"
     assert ours["total"] == theirs["total"] == rows
     return results
 
 
 def count_without_scan(data_dir: Path) -> str:
-    from trek_audit.indexer.query import AuditQuery, Filter
-
-    query = AuditQuery.open(data_dir / "audit.db")
+    query = AuditQuery.open(DataDir(data_dir).audit_db)
     try:
         query.count(Filter())  # the first statement on a connection reads the schema
         started = time.perf_counter()
@@ -291,14 +296,14 @@ class Server:
 
 
 def serve_forever(port: int, workers: int) -> None:
-    from trek_audit.webui.config import PanelConfig
+    from trek_audit.settings import Settings
 
     class BenchServer(PanelServer):
         def load(self) -> Any:
             return bench_app()
 
     options = gunicorn_options("127.0.0.1", port, workers)
-    BenchServer(PanelConfig(data_dir=DATA_DIR), options).run()
+    BenchServer(Settings(data_dir=DATA_DIR), options).run()
 
 
 def session_cookie(port: int) -> str:
@@ -398,22 +403,24 @@ def main() -> None:
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     build(DATA_DIR, rows)
     from trek_audit.webui.accounts import Accounts
+    from trek_audit.webui.accounts_db import AccountsDB
 
-    accounts = Accounts(DATA_DIR / "accounts.db")
-    if accounts.by_username("bench") is None:
-        accounts.create("bench", PASSWORD, "admin")
+    with AccountsDB(DataDir(DATA_DIR).accounts_db) as db:
+        accounts = Accounts(db)
+        if accounts.by_username("bench") is None:
+            accounts.create("bench", PASSWORD, "admin")
     os.environ["TREK_DATA_DIR"] = str(DATA_DIR)  # for the --serve child
 
     app = bench_app()
     timings = in_server(app, rows, args.repeat)
     app.extensions["trek_audit"].close()
 
-    mix_ours = [
+    mix_ours: list[Callable[[random.Random], str]] = [
         lambda r: "/api/admin/audit",
         lambda r: f"/api/admin/audit?before={r.randint(2, rows)}",
         lambda r: f"/api/admin/audit?action={FILTER_ACTION}",
     ]
-    mix_trek = [
+    mix_trek: list[Callable[[random.Random], str]] = [
         lambda r: "/api/trek/audit?page=0",
         lambda r: f"/api/trek/audit?page={r.randint(0, rows // 100 - 1)}",
         lambda r: f"/api/trek/audit?action={FILTER_ACTION}",
@@ -422,13 +429,16 @@ def main() -> None:
     for name, mix in (("ours", mix_ours), ("TREK", mix_trek)):
         server = Server(args.workers, rows)
         try:
-            results[name] = load(
-                server.port, lambda r, mix=mix: r.choice(mix)(r), args.clients, seconds
-            )
+            results[name] = load(server.port, _mixed(mix), args.clients, seconds)
         finally:
             server.stop()
 
     print_report(rows, args, timings, results, seconds)
+
+
+def _mixed(mix: list[Callable[[random.Random], str]]) -> Callable[[random.Random], str]:
+    """A path maker that picks one of ``mix`` at random for each request."""
+    return lambda r: r.choice(mix)(r)
 
 
 def print_report(

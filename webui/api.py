@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from .app import get_db
 from .entries import api_entry
 from .filters import ParameterError, parse_filter, parse_page
 from .security import require_admin
+from .state import current_state, get_db
 
 __all__ = ["api"]
 
@@ -42,7 +42,7 @@ def audit_entries() -> BaseResponse:
     return _json(
         {
             "entries": [api_entry(row) for row in rows],
-            "total": db.count(flt, current_app.extensions["trek_audit"].counts),
+            "total": db.count(flt, current_state().counts),
             "next": str(rows[-1].row_id) if more else None,
         }
     )

@@ -1,4 +1,4 @@
-"""The Audit page, its exports and chart, and the accounts page; admins only."""
+"""The Audit page, its exports and chart; admins only."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -21,16 +20,15 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from trek_audit.indexer.query import AuditQuery, Entry, Filter, Histogram
+from trek_audit.store import AuditQuery, Entry, Filter, Histogram
 from trek_audit.writer.catalog import ACTIONS, AREAS
 
-from .accounts import ROLES, AccountError
-from .app import PanelState, get_db, record_event
 from .banner import indexer_warnings
 from .chart import render_svg
 from .entries import CSV_HEADER, csv_record, ndjson_line, table_row
 from .filters import ParameterError, parse_filter, parse_page
 from .security import current_account, require_admin
+from .state import current_state, get_db, record_event
 
 __all__ = ["audit"]
 
@@ -39,11 +37,6 @@ EXPORT_BATCH = 1000
 
 audit = Blueprint("audit", __name__)
 audit.before_request(require_admin)
-
-
-def _state() -> PanelState:
-    state: PanelState = current_app.extensions["trek_audit"]
-    return state
 
 
 @audit.errorhandler(ParameterError)
@@ -74,10 +67,10 @@ def audit_page() -> str:
         if len(found) > PAGE_SIZE:
             next_cursor = found[PAGE_SIZE - 1].row_id
         rows = [table_row(entry) for entry in found[:PAGE_SIZE]]
-        total = db.count(flt, _state().counts)
+        total = db.count(flt, current_state().counts)
         seen = db.actions_seen()
     query = flt.as_dict()
-    state = _state()
+    settings = current_state().settings
     return render_template(
         "audit.html",
         rows=rows,
@@ -94,7 +87,7 @@ def audit_page() -> str:
         api_url=url_for("api.audit_entries") + _query_string(query),
         action_groups=_action_groups(seen, flt.action),
         catalog=ACTIONS,
-        warnings=indexer_warnings(state.config.data_dir, db, state.config.lag_warn_bytes),
+        warnings=indexer_warnings(settings.data_dir, db, settings.lag_warn_bytes),
     )
 
 
@@ -120,7 +113,7 @@ def export(fmt: str) -> Response:
     # Its own connection: the response outlives the request's. Opened here, so that an
     # unreadable database is a 503 page rather than a download broken off after its headers.
     try:
-        query: AuditQuery | None = AuditQuery.open(_state().config.audit_db)
+        query: AuditQuery | None = AuditQuery.open(current_state().data.audit_db)
     except FileNotFoundError:
         query = None
     try:
@@ -190,38 +183,8 @@ def chart() -> Response:
     """The activity chart of the filter, an SVG image (no script; the page shows it as <img>)."""
     flt = parse_filter(request.args)
     db = get_db()
-    histogram = db.histogram(flt, cache=_state().histograms) if db is not None else None
+    histogram = db.histogram(flt, cache=current_state().histograms) if db is not None else None
     title = "Events of this filter" if flt.as_dict() else "All events"
     svg = render_svg(histogram or Histogram("day", []), title)
     # A few seconds of browser caching: paging through the table reloads the same chart.
     return Response(svg, mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=15"})
-
-
-@audit.route("/admin/accounts", methods=["GET", "POST"])
-def accounts() -> str | tuple[str, int]:
-    state = _state()
-    error = created = None
-    status = 200
-    if request.method == "POST":
-        username = request.form.get("username", "").strip()
-        role = request.form.get("role", "viewer")
-        password = request.form.get("password", "")
-        try:
-            if password != request.form.get("confirm_password", ""):
-                raise AccountError("the passwords differ")
-            account = state.accounts.create(
-                username, password, role, request.form.get("email", "").strip() or None
-            )
-        except AccountError as problem:
-            error, status = str(problem), 400
-        else:
-            created = account.username
-            record_event(
-                "admin.user_create",
-                account=current_account(),
-                resource=account.username,
-                details={"username": account.username, "role": account.role, "id": account.id},
-            )
-    return render_template(
-        "accounts.html", accounts=state.accounts.all(), roles=ROLES, error=error, created=created
-    ), status

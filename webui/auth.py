@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from .accounts import AccountError, Accounts
-from .app import record_event
-from .security import client_address, current_account, end_session, require_login, start_session
+from .accounts import AccountError
+from .security import current_account, end_session, require_login, start_session
+from .state import client_address, current_state, record_event
 
 __all__ = ["auth"]
 
 auth = Blueprint("auth", __name__)
-
-
-def _accounts() -> Accounts:
-    accounts: Accounts = current_app.extensions["trek_audit"].accounts
-    return accounts
 
 
 def _safe_next(target: str | None) -> str:
@@ -49,9 +44,8 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
     username = request.form.get("username", "").strip()[:200]
     password = request.form.get("password", "")
     next_url = request.form.get("next", "")
-    accounts = _accounts()
-    ip = client_address()
-    wait = accounts.begin_attempt(username, ip)
+    state = current_state()
+    wait = state.throttle.begin_attempt(username, client_address())
     if wait is not None:
         record_event("user.login_failed", details={"username": username, "reason": "throttled"})
         page = render_template(
@@ -61,7 +55,7 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
             error=f"Too many failed logins. Try again in {wait} seconds.",
         )
         return page, 429, {"Retry-After": str(wait)}
-    account = accounts.verify(username, password)
+    account = state.accounts.verify(username, password)
     if account is None:
         record_event(
             "user.login_failed",
@@ -71,7 +65,7 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
             "login.html", next=next_url, username=username, error="Wrong username or password."
         )
         return page, 401
-    accounts.clear_failures(username)
+    state.throttle.clear_failures(username)
     start_session(account)
     record_event("user.login", account=account)
     return redirect(_safe_next(next_url))
@@ -95,8 +89,9 @@ def password() -> str | tuple[str, int] | tuple[str, int, dict[str, str]] | Base
         return render_template("password.html", error=None, done=request.args.get("done"))
     current = request.form.get("current_password", "")
     new = request.form.get("new_password", "")
+    state = current_state()
     # Throttled like a login: a borrowed session must not allow guessing without limit.
-    wait = _accounts().begin_attempt(account.username, client_address())
+    wait = state.throttle.begin_attempt(account.username, client_address())
     if wait is not None:
         page = render_template(
             "password.html",
@@ -104,15 +99,15 @@ def password() -> str | tuple[str, int] | tuple[str, int, dict[str, str]] | Base
             done=None,
         )
         return page, 429, {"Retry-After": str(wait)}
-    if _accounts().verify(account.username, current) is None:
+    if state.accounts.verify(account.username, current) is None:
         return render_template(
             "password.html", error="The current password is wrong.", done=None
         ), 400
-    _accounts().clear_failures(account.username)
+    state.throttle.clear_failures(account.username)
     if new != request.form.get("confirm_password", ""):
         return render_template("password.html", error="The new passwords differ.", done=None), 400
     try:
-        account = _accounts().set_password(account.username, new)
+        account = state.accounts.set_password(account.username, new)
     except AccountError as error:
         return render_template("password.html", error=str(error), done=None), 400
     start_session(account)  # other sessions of this account end with the old version

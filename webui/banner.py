@@ -6,9 +6,8 @@ import logging
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from trek_audit.indexer.query import AuditQuery
+from trek_audit.store import AuditQuery, read_status
 
 __all__ = ["BEHIND_SECONDS", "indexer_warnings"]
 
@@ -16,16 +15,10 @@ log = logging.getLogger(__name__)
 BEHIND_SECONDS = 5.0
 
 
-def _status(data_dir: Path, db: AuditQuery | None) -> dict[str, Any]:
-    from trek_audit.indexer.status import read_status
-
-    return read_status(data_dir, conn=db.conn if db is not None else None)
-
-
 def indexer_warnings(data_dir: Path, db: AuditQuery | None, lag_warn_bytes: int) -> list[str]:
     """Sentences for the banner, with the figures; empty when all is well."""
     try:
-        status = _status(data_dir, db)
+        status = read_status(data_dir, conn=db.conn if db is not None else None)
     except Exception as error:  # the banner must never take the page down with it
         log.warning("cannot read the indexer status: %s", error)
         return [f"The indexer status cannot be read: {error}."]

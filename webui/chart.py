@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import escape
 
-from trek_audit.indexer.query import Histogram
+from trek_audit.store import Histogram
 
 __all__ = ["render_svg"]
 

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from trek_audit.indexer.cli import data_dir_option
+from trek_audit.options import data_dir_option, load_settings
+from trek_audit.settings import Settings
 
 from .accounts import ROLES, AccountError, Accounts
-from .config import PanelConfig
+from .accounts_db import AccountsDB
 
-__all__ = ["COMMANDS", "admin", "serve"]
-
-
-def _config(data_dir: Path) -> PanelConfig:
-    from dataclasses import replace
-
-    try:
-        config = PanelConfig.from_env()
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    return replace(config, data_dir=data_dir)
+__all__ = ["admin", "serve"]
 
 
 @click.command("serve")
@@ -35,7 +27,7 @@ def _config(data_dir: Path) -> PanelConfig:
     default=None,
     help="gunicorn worker processes (default: 2 per CPU, 2 to 4).",
 )
-def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
+def serve(data_dir: Path | None, host: str, port: int, workers: int | None) -> None:
     """Serve the admin panel on gunicorn, with the indexer for the data directory.
 
     Starts the indexer (unless one already runs on the data directory), creates the
@@ -48,12 +40,13 @@ def serve(data_dir: Path, host: str, port: int, workers: int | None) -> None:
         trek-audit serve --host 0.0.0.0 --port 8080 --workers 4
         TREK_DATA_DIR=/srv/trek/data TREK_COOKIE_SECURE=1 trek-audit serve
     """
-    from .config import SecretKeyError
+    from .secret_key import SecretKeyError
     from .serve import default_workers
     from .serve import serve as run
 
+    settings = load_settings(data_dir=data_dir)
     try:
-        run(_config(data_dir), host, port, workers or default_workers(), click.echo)
+        run(settings, host, port, workers or default_workers(), click.echo)
     except SecretKeyError as error:
         raise click.ClickException(str(error)) from None
 
@@ -85,7 +78,9 @@ def _read_password(from_stdin: bool) -> str:
 @click.option("--role", type=click.Choice(ROLES), default="admin", show_default=True)
 @click.option("--email", default=None, help="Email shown with the account's events.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def create(data_dir: Path, name: str, role: str, email: str | None, password_stdin: bool) -> None:
+def create(
+    data_dir: Path | None, name: str, role: str, email: str | None, password_stdin: bool
+) -> None:
     """Create an account; the password is prompted for (hidden, twice) or read from stdin.
 
     \b
@@ -93,14 +88,15 @@ def create(data_dir: Path, name: str, role: str, email: str | None, password_std
         trek-audit admin create alice
         printf '%s\\n' "$PW" | trek-audit admin create bob --role viewer --password-stdin
     """
-    config = _config(data_dir)
+    settings = load_settings(data_dir=data_dir)
     password = _read_password(password_stdin)
     try:
-        account = Accounts(config.accounts_db).create(name, password, role, email)
+        with AccountsDB(settings.data.accounts_db) as db:
+            account = Accounts(db).create(name, password, role, email)
     except AccountError as error:
         raise click.ClickException(str(error)) from None
     _record(
-        config,
+        settings,
         "admin.user_create",
         resource=account.username,
         details={
@@ -117,7 +113,7 @@ def create(data_dir: Path, name: str, role: str, email: str | None, password_std
 @data_dir_option
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def set_password(data_dir: Path, name: str, password_stdin: bool) -> None:
+def set_password(data_dir: Path | None, name: str, password_stdin: bool) -> None:
     """Set an account's password; its open sessions end.
 
     \b
@@ -125,14 +121,15 @@ def set_password(data_dir: Path, name: str, password_stdin: bool) -> None:
         trek-audit admin set-password admin
         printf '%s\\n' "$PW" | trek-audit admin set-password admin --password-stdin
     """
-    config = _config(data_dir)
+    settings = load_settings(data_dir=data_dir)
     password = _read_password(password_stdin)
     try:
-        account = Accounts(config.accounts_db).set_password(name, password)
+        with AccountsDB(settings.data.accounts_db) as db:
+            account = Accounts(db).set_password(name, password)
     except AccountError as error:
         raise click.ClickException(str(error)) from None
     _record(
-        config,
+        settings,
         "user.password_change",
         resource=account.username,
         details={"username": account.username, "via": "cli"},
@@ -140,27 +137,11 @@ def set_password(data_dir: Path, name: str, password_stdin: bool) -> None:
     click.echo(f"password of {name!r} changed")
 
 
-def _record(config: PanelConfig, action: str, **fields: object) -> None:
+def _record(settings: Settings, action: str, *, resource: str, details: dict[str, Any]) -> None:
     from trek_audit.writer import AuditWriteError, AuditWriter
 
-    w = config.writer
     try:
-        with AuditWriter(
-            config.log_dir,
-            max_bytes=w.max_bytes,
-            backups=w.backups,
-            max_line_bytes=w.max_line_bytes,
-            fsync=w.fsync,
-        ) as writer:
-            writer.record(action, **fields)  # type: ignore[arg-type]
+        with AuditWriter.from_settings(settings) as writer:
+            writer.record(action, resource=resource, details=details)
     except AuditWriteError as error:
         click.echo(f"warning: could not record {action}: {error}", err=True)
-
-
-COMMANDS = [serve, admin]
-
-
-def register(group: click.Group) -> None:
-    """Add ``serve`` and ``admin`` to the trek-audit command group."""
-    for command in COMMANDS:
-        group.add_command(command)

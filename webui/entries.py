@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from trek_audit.indexer.query import Entry
+from trek_audit.store import Entry
 from trek_audit.writer.catalog import describe
 
 __all__ = ["CSV_HEADER", "api_entry", "csv_record", "ndjson_line", "table_row"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from trek_audit.indexer.query import Filter
+from trek_audit.store import Filter
 from trek_audit.writer.line import ACTION_PATTERN
 
 __all__ = ["FILTER_PARAMETERS", "ParameterError", "parse_filter", "parse_page"]

@@ -9,14 +9,12 @@ import time
 from flask import Response, abort, current_app, g, jsonify, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from trek_audit.writer.client_ip import client_ip
-
 from .accounts import Account
+from .state import current_state
 
 __all__ = [
     "CSP",
     "check_csrf",
-    "client_address",
     "csrf_token",
     "current_account",
     "end_session",
@@ -72,7 +70,7 @@ def end_session() -> None:
     sid = session.get("sid")
     if isinstance(sid, str):
         lifetime = current_app.permanent_session_lifetime.total_seconds()
-        current_app.extensions["trek_audit"].accounts.end_session(sid, time.time() + lifetime)
+        current_state().ended_sessions.end(sid, time.time() + lifetime)
     session.clear()
 
 
@@ -82,13 +80,13 @@ def load_account() -> None:
     uid, version, sid = session.get("uid"), session.get("ver"), session.get("sid")
     if uid is None:
         return
-    accounts = current_app.extensions["trek_audit"].accounts
-    account = accounts.get(uid)
+    state = current_state()
+    account = state.accounts.get(uid)
     if (
         account is None
         or account.session_version != version
         or not isinstance(sid, str)
-        or accounts.session_ended(sid)
+        or state.ended_sessions.has_ended(sid)
     ):
         session.clear()
         return
@@ -126,15 +124,6 @@ def require_admin() -> BaseResponse | None:
     if not account.is_admin:
         abort(403, description="this page needs an admin account")
     return None
-
-
-def client_address() -> str:
-    """The client's IP under the TRUST_PROXY rule of the writer."""
-    config = current_app.extensions["trek_audit"].config
-    address = client_ip(
-        request.remote_addr, request.headers.get("X-Forwarded-For"), config.trust_proxy
-    )
-    return address or "unknown"
 
 
 def secure_headers(response: Response) -> Response:

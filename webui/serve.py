@@ -19,10 +19,12 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from trek_audit.indexer.lock import holder_pid, is_locked
+from trek_audit.settings import Settings
+from trek_audit.store import holder_pid, is_locked
 
 from .accounts import Accounts
-from .config import PanelConfig, load_or_create_secret_key
+from .accounts_db import AccountsDB
+from .secret_key import load_or_create_secret_key
 
 __all__ = ["IndexerProcess", "PanelServer", "ensure_admin", "gunicorn_options", "serve"]
 
@@ -30,10 +32,10 @@ Echo = Callable[[str], None]
 
 
 class PanelServer(BaseApplication):
-    """gunicorn running ``webui.create_app(config)`` in each worker."""
+    """gunicorn running ``create_app(settings)`` in each worker."""
 
-    def __init__(self, config: PanelConfig, options: dict[str, Any]) -> None:
-        self.panel_config = config
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self.settings = settings
         self.options = options
         super().__init__()
 
@@ -44,7 +46,7 @@ class PanelServer(BaseApplication):
     def load(self) -> Any:
         from .app import create_app
 
-        return create_app(self.panel_config)
+        return create_app(self.settings)
 
 
 class IndexerProcess:
@@ -113,39 +115,39 @@ class IndexerProcess:
             process.wait()
 
 
-def ensure_admin(config: PanelConfig, echo: Echo) -> None:
+def ensure_admin(settings: Settings, echo: Echo) -> None:
     """On first start, create ``admin`` with TREK_ADMIN_PASSWORD or a random password shown once."""
-    accounts = Accounts(config.accounts_db)
-    try:
+    # Closed before gunicorn forks: no connection may cross a fork.
+    with AccountsDB(settings.data.accounts_db) as db:
+        accounts = Accounts(db)
         if accounts.has_admin():
             return
-        password = config.admin_password or secrets.token_urlsafe(12)
+        password = settings.admin_password or secrets.token_urlsafe(12)
         accounts.create("admin", password, "admin")
-    finally:
-        accounts.close()  # before gunicorn forks: no connection may cross a fork
-    if config.admin_password:
+    if settings.admin_password:
         echo("created account 'admin' with the password from TREK_ADMIN_PASSWORD")
     else:
         echo(f"created account 'admin' with password: {password}")
         echo("  (shown only this once; change it under Password after logging in)")
 
 
-def serve(config: PanelConfig, host: str, port: int, workers: int, echo: Echo) -> None:
+def serve(settings: Settings, host: str, port: int, workers: int, echo: Echo) -> None:
     """Run the indexer child and gunicorn in the foreground until gunicorn stops."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    config.log_dir.mkdir(parents=True, exist_ok=True)
-    if not config.secret_key:
-        load_or_create_secret_key(config.secret_key_file)  # once, before the workers race for it
-    ensure_admin(config, echo)
+    data = settings.data
+    data.root.mkdir(parents=True, exist_ok=True)
+    data.log_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.secret_key:
+        load_or_create_secret_key(data.secret_key)  # once, before the workers race for it
+    ensure_admin(settings, echo)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
     def when_ready(_server: object) -> None:
-        echo(f"trek-audit panel on {url}  (data: {config.data_dir.resolve()}; Ctrl-C stops)")
+        echo(f"trek-audit panel on {url}  (data: {data.root.resolve()}; Ctrl-C stops)")
 
     options = gunicorn_options(host, port, workers)
     options["when_ready"] = when_ready
-    with IndexerProcess(config.data_dir, echo):
-        PanelServer(config, options).run()
+    with IndexerProcess(data.root, echo):
+        PanelServer(settings, options).run()
 
 
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:

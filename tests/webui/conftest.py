@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from webui_support import ADMIN, VIEWER, insert_rows, log_in, make_row
 
-from trek_audit.indexer.schema import open_database
+from trek_audit.store import open_database
 from trek_audit.webui import create_app
+
+from .webui_support import ADMIN, VIEWER, insert_rows, log_in, make_row, state_of
 
 
 @pytest.fixture
@@ -24,14 +25,15 @@ def db(data_dir: Path) -> Iterator[sqlite3.Connection]:
 
 
 @pytest.fixture
-def settings(data_dir: Path) -> dict[str, str]:
+def environ(data_dir: Path) -> dict[str, str]:
+    """The environment the panel is built from (``create_app`` reads a mapping like os.environ)."""
     return {"TREK_DATA_DIR": str(data_dir), "TREK_SECRET_KEY": "a-test-key-that-is-long-enough"}
 
 
 @pytest.fixture
-def app(settings: dict[str, str]) -> Iterator[Flask]:
-    app = create_app(settings)
-    state = app.extensions["trek_audit"]
+def app(environ: dict[str, str]) -> Iterator[Flask]:
+    app = create_app(environ)
+    state = state_of(app)
     state.accounts.create(*ADMIN, role="admin", email="admin@example.com")
     state.accounts.create(*VIEWER, role="viewer")
     yield app

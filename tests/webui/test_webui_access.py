@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from webui_support import ADMIN, csrf_from, log_in
 
 from trek_audit.webui.entries import CSV_HEADER
+
+from .webui_support import ADMIN, csrf_from, json_body, log_in, state_of
 
 PAGES = [
     "/",
@@ -33,7 +34,7 @@ def test_anonymous_browser_is_sent_to_login(client: FlaskClient, path: str) -> N
 def test_anonymous_api_call_gets_401_json(client: FlaskClient) -> None:
     response = client.get("/api/admin/audit")
     assert response.status_code == 401
-    assert response.json == {"error": "login required"}
+    assert json_body(response) == {"error": "login required"}
 
 
 @pytest.mark.parametrize("path", [p for p in PAGES if p != "/"], ids=[p for p in PAGES if p != "/"])
@@ -44,7 +45,7 @@ def test_viewer_gets_403_on_admin_pages(viewer_client: FlaskClient, path: str) -
 def test_viewer_gets_403_json_from_api(viewer_client: FlaskClient) -> None:
     response = viewer_client.get("/api/admin/audit")
     assert response.status_code == 403
-    assert "error" in response.json
+    assert "error" in json_body(response)
 
 
 def test_viewer_may_change_own_password_page(viewer_client: FlaskClient) -> None:
@@ -60,13 +61,13 @@ def test_admin_reaches_every_page(admin_client: FlaskClient, db: object, path: s
 def test_admin_reaches_api(admin_client: FlaskClient, db: object) -> None:
     response = admin_client.get("/api/admin/audit")
     assert response.status_code == 200
-    assert response.json == {"entries": [], "total": 0, "next": None}
+    assert json_body(response) == {"entries": [], "total": 0, "next": None}
 
 
 def test_pages_work_before_the_indexer_created_the_database(admin_client: FlaskClient) -> None:
     page = admin_client.get("/admin/audit").get_data(as_text=True)
     assert "no audit database yet" in page
-    assert admin_client.get("/api/admin/audit").json["total"] == 0
+    assert json_body(admin_client.get("/api/admin/audit"))["total"] == 0
 
 
 def _empty_file(path: Path) -> None:
@@ -92,7 +93,7 @@ def test_pages_work_while_the_indexer_is_creating_the_database(
     assert page.status_code == 200
     assert "no audit database yet" in page.get_data(as_text=True)
     api = admin_client.get("/api/admin/audit?action=user.login")
-    assert (api.status_code, api.json) == (200, {"entries": [], "total": 0, "next": None})
+    assert (api.status_code, json_body(api)) == (200, {"entries": [], "total": 0, "next": None})
     assert admin_client.get("/admin/audit/chart.svg").status_code == 200
     export = admin_client.get("/admin/audit/export.csv")
     assert export.status_code == 200
@@ -108,7 +109,7 @@ def test_an_unreadable_database_gives_a_clear_503(
     assert "audit database cannot be read" in page.get_data(as_text=True)
     api = admin_client.get("/api/admin/audit")
     assert api.status_code == 503
-    assert "audit database cannot be read" in api.json["error"]
+    assert "audit database cannot be read" in json_body(api)["error"]
     assert admin_client.get("/admin/audit/chart.svg").status_code == 503
     assert admin_client.get("/admin/audit/export.ndjson").status_code == 503
 
@@ -171,14 +172,17 @@ def test_session_cookie_is_httponly_and_samesite_lax(client: FlaskClient) -> Non
     assert "Secure" not in cookie
 
 
-def test_session_cookie_is_secure_when_configured(settings: dict[str, str]) -> None:
+def test_session_cookie_is_secure_when_configured(environ: dict[str, str]) -> None:
     from trek_audit.webui import create_app
 
-    app = create_app({**settings, "TREK_COOKIE_SECURE": "true"})
-    app.extensions["trek_audit"].accounts.create("root", "root-password", "admin")
-    client = app.test_client()
-    response = log_in(client, "root", "root-password")
-    assert "; Secure" in response.headers["Set-Cookie"]
+    app = create_app({**environ, "TREK_COOKIE_SECURE": "true"})
+    try:
+        state_of(app).accounts.create("root", "root-password", "admin")
+        client = app.test_client()
+        response = log_in(client, "root", "root-password")
+        assert "; Secure" in response.headers["Set-Cookie"]
+    finally:
+        state_of(app).close()
 
 
 def test_every_response_forbids_framing_and_inline_script(client: FlaskClient) -> None:
@@ -268,4 +272,4 @@ def test_only_an_admin_can_create_accounts(
         },
     )
     assert response.status_code == (302 if who == "anonymous" else 403)
-    assert app.extensions["trek_audit"].accounts.by_username("intruder") is None
+    assert state_of(app).accounts.by_username("intruder") is None

@@ -11,9 +11,10 @@ import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webui_support import insert_rows, make_row
 
-from trek_audit.indexer.query import AuditQuery, Filter, fts_query
+from trek_audit.store import AuditQuery, Filter, fts_query
+
+from .webui_support import insert_rows, json_body, make_row
 
 AddRows = Callable[..., list[dict[str, Any]]]
 
@@ -26,7 +27,7 @@ def walk(
     cursor = None
     for pages in range(1, 1000):
         query = {**params, "limit": str(limit), **({"before": cursor} if cursor else {})}
-        body = client.get("/api/admin/audit?" + urlencode(query)).json
+        body = json_body(client.get("/api/admin/audit?" + urlencode(query)))
         entries.extend(body["entries"])
         cursor = body["next"]
         if cursor is None:
@@ -72,7 +73,7 @@ def test_walking_all_pages_sees_every_entry_once_newest_first(
 def test_entry_shape(admin_client: FlaskClient, add_rows: AddRows) -> None:
     add_rows(1, details={"title": "Oslo"})
     add_rows(1, start=2, user_id=None, username=None, email=None, details=None, resource=None)
-    body = admin_client.get("/api/admin/audit").json
+    body = json_body(admin_client.get("/api/admin/audit"))
     assert body["total"] == 2 and body["next"] is None
     anonymous, alice = body["entries"]
     assert alice == {
@@ -91,17 +92,17 @@ def test_limit_defaults_to_100_and_next_is_the_last_row(
     admin_client: FlaskClient, add_rows: AddRows
 ) -> None:
     add_rows(150)
-    body = admin_client.get("/api/admin/audit").json
+    body = json_body(admin_client.get("/api/admin/audit"))
     assert len(body["entries"]) == 100
     assert body["total"] == 150
     assert body["next"] == "51"
-    rest = admin_client.get("/api/admin/audit?before=" + body["next"]).json
+    rest = json_body(admin_client.get("/api/admin/audit?before=" + body["next"]))
     assert len(rest["entries"]) == 50 and rest["next"] is None
 
 
 def test_exactly_a_page_has_no_next(admin_client: FlaskClient, add_rows: AddRows) -> None:
     add_rows(100)
-    assert admin_client.get("/api/admin/audit").json["next"] is None
+    assert json_body(admin_client.get("/api/admin/audit"))["next"] is None
 
 
 @pytest.mark.parametrize(
@@ -158,7 +159,9 @@ def test_filters_narrow_entries_and_total(
     want = [r["event_id"] for r in reversed(mixed) if expected(r["seq"])]
     entries, _ = walk(admin_client, params, limit=7)
     assert [e["id"] for e in entries] == want
-    assert admin_client.get("/api/admin/audit?" + urlencode(params)).json["total"] == len(want)
+    assert json_body(admin_client.get("/api/admin/audit?" + urlencode(params)))["total"] == len(
+        want
+    )
     html = admin_client.get("/admin/audit?" + urlencode(params)).get_data(as_text=True)
     assert f'data-total="{len(want)}"' in html
 
@@ -211,8 +214,8 @@ def test_bad_parameter_is_400_naming_it(
 ) -> None:
     response = admin_client.get("/api/admin/audit?" + query)
     assert response.status_code == 400
-    assert response.json["parameter"] == parameter
-    assert response.json["error"]
+    assert json_body(response)["parameter"] == parameter
+    assert json_body(response)["error"]
     page = admin_client.get("/admin/audit?" + query)
     assert page.status_code == 400
     assert parameter in page.get_data(as_text=True)
@@ -241,7 +244,7 @@ def test_search_text_is_never_fts_syntax(
     add_rows(3)
     response = admin_client.get("/api/admin/audit?" + urlencode({"q": q}))
     assert response.status_code == 200
-    assert response.json["total"] == len(response.json["entries"])
+    assert json_body(response)["total"] == len(json_body(response)["entries"])
     for path in ("/admin/audit", "/admin/audit/chart.svg"):
         assert admin_client.get(path + "?" + urlencode({"q": q})).status_code == 200
 
@@ -266,7 +269,7 @@ def test_unfiltered_total_is_the_indexer_counter(
     add_rows(3)
     with db:
         db.execute("UPDATE indexer_state SET value = 1234 WHERE name = 'indexed'")
-    assert admin_client.get("/api/admin/audit").json["total"] == 1234
+    assert json_body(admin_client.get("/api/admin/audit"))["total"] == 1234
 
 
 def test_actions_seen_outside_the_catalog_are_offered(
@@ -340,7 +343,7 @@ def test_chart_is_svg_without_script(admin_client: FlaskClient, add_rows: AddRow
     ids=["action", "user-or", "fts", "since"],
 )
 def test_cached_counts_stay_exact_as_rows_arrive(db: sqlite3.Connection, flt: Filter) -> None:
-    from trek_audit.indexer.query import CountCache
+    from trek_audit.store import CountCache
 
     cache = CountCache()
     query = AuditQuery(db)
@@ -370,7 +373,7 @@ def test_cached_counts_stay_exact_as_rows_arrive(db: sqlite3.Connection, flt: Fi
 def test_cached_histograms_match_fresh_ones_as_rows_arrive(
     db: sqlite3.Connection, flt: Filter
 ) -> None:
-    from trek_audit.indexer.query import HistogramCache
+    from trek_audit.store import HistogramCache
 
     cache = HistogramCache()
     query = AuditQuery(db)

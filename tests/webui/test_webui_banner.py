@@ -6,9 +6,10 @@ import sqlite3
 from pathlib import Path
 
 from flask.testing import FlaskClient
-from webui_support import insert_rows, make_row
 
 from trek_audit.indexer import Indexer
+
+from .webui_support import insert_rows, json_body, make_row
 
 
 def test_banner_shows_gaps_and_rejected_lines(
@@ -36,7 +37,7 @@ def test_no_banner_while_the_indexer_runs_and_is_caught_up(
 ) -> None:
     with Indexer(data_dir, rescan_interval=0.05) as indexer:  # indexes in its own thread
         for _ in range(200):
-            body = admin_client.get("/api/admin/audit").json
+            body = json_body(admin_client.get("/api/admin/audit"))
             if body["total"] >= 1:
                 break
             indexer.stop_event.wait(0.05)

@@ -11,11 +11,12 @@ from xml.etree import ElementTree
 
 import pytest
 from flask.testing import FlaskClient
-from webui_support import insert_rows, make_row
 
-from trek_audit.indexer.query import Histogram
+from trek_audit.store import Histogram
 from trek_audit.webui.chart import render_svg
 from trek_audit.writer.line import decode
+
+from .webui_support import insert_rows, json_body, make_row, state_of
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -72,7 +73,7 @@ def test_hostile_values_round_trip_exactly_in_json(
 ) -> None:
     response = admin_client.get("/api/admin/audit")
     assert response.mimetype == "application/json"
-    entries = response.json["entries"]
+    entries = json_body(response)["entries"]
     assert {e["user"]["username"] for e in entries} == set(PAYLOADS)
     assert {e["details"]["note"] for e in entries} == set(PAYLOADS)
     # JSON keeps the exact text; it is never rendered as HTML: JSON type and no sniffing.
@@ -126,9 +127,9 @@ def test_export_streams_every_row_of_the_filter_in_batches(
     )
     response = admin_client.get("/admin/audit/export.ndjson?action=trip.create")
     assert response.is_streamed
-    chunks = list(response.response)  # the generator's pieces, one per batch
+    chunks = list(response.iter_encoded())  # the generator's pieces, one per batch
     assert len(chunks) >= 2
-    lines = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks).splitlines()
+    lines = b"".join(chunks).splitlines()
     assert len(lines) == 1251
     assert {json.loads(line)["action"] for line in lines} == {"trip.create"}
     response.close()
@@ -178,13 +179,10 @@ def test_chart_is_an_svg_image_for_a_hostile_filter(
 def test_export_refused_when_the_audit_log_cannot_record_it(
     admin_client: FlaskClient, db: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flask import current_app
-
     from trek_audit.writer import AuditWriteError
 
     insert_rows(db, [make_row(1)])
-    with admin_client.application.app_context():
-        writer = current_app.extensions["trek_audit"].writer
+    writer = state_of(admin_client.application).writer
 
     def fail(*args: object, **kwargs: object) -> None:
         raise AuditWriteError("cannot append: No space left on device", "trek.log", None)

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from webui_support import ADMIN, VIEWER, csrf_from, log_in
 
 from trek_audit.indexer import Indexer
 from trek_audit.webui import create_app
 from trek_audit.writer.line import decode
+
+from .webui_support import ADMIN, VIEWER, csrf_from, json_body, log_in, state_of
 
 
 def logged_events(data_dir: Path) -> list[dict[str, Any]]:
@@ -65,26 +66,26 @@ def test_an_attempt_counts_against_the_limit_while_its_password_is_checked(
     app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Parallel attempts cannot all pass the throttle before any of them is counted."""
-    accounts = app.extensions["trek_audit"].accounts
+    state = state_of(app)
     for attempt in range(4):
         assert log_in(client, "admin", f"wrong-{attempt}").status_code == 401
     seen_while_checking: list[int | None] = []
-    verify = accounts.verify
+    verify = state.accounts.verify
 
     def verify_and_look(username: str, password: str) -> object:
-        seen_while_checking.append(accounts.retry_after(username, "127.0.0.1"))
+        seen_while_checking.append(state.throttle.retry_after(username, "127.0.0.1"))
         return verify(username, password)
 
-    monkeypatch.setattr(accounts, "verify", verify_and_look)
+    monkeypatch.setattr(state.accounts, "verify", verify_and_look)
     assert log_in(client, "admin", "wrong-4").status_code == 401
     [wait] = seen_while_checking
     assert wait is not None and wait > 0
     monkeypatch.undo()
     # A right password still signs in below the limit, and clears the username's count.
     other = app.test_client()
-    accounts.clear_failures("admin")
+    state.throttle.clear_failures("admin")
     assert log_in(other, *ADMIN, REMOTE_ADDR="198.51.100.50").status_code == 302
-    assert accounts.retry_after("admin", "198.51.100.51") is None
+    assert state.throttle.retry_after("admin", "198.51.100.51") is None
 
 
 @pytest.mark.parametrize("variant", [" admin", "admin\t", "ADMIN", "Admin"])
@@ -110,15 +111,15 @@ def test_a_spoofed_forwarded_for_does_not_get_around_the_ip_throttle(client: Fla
     assert response.status_code == 429
 
 
-def test_throttling_is_shared_between_app_instances(app: Flask, settings: dict[str, str]) -> None:
+def test_throttling_is_shared_between_app_instances(app: Flask, environ: dict[str, str]) -> None:
     """Two gunicorn workers are two apps over one accounts.db."""
-    other = create_app(settings)
+    other = create_app(environ)
     try:
         for attempt in range(5):
             assert log_in(app.test_client(), "admin", f"bad-{attempt}").status_code == 401
         assert log_in(other.test_client(), *ADMIN).status_code == 429
     finally:
-        other.extensions["trek_audit"].close()
+        state_of(other).close()
 
 
 def test_throttled_attempt_is_recorded_as_failed(client: FlaskClient, data_dir: Path) -> None:
@@ -135,9 +136,9 @@ def test_throttled_attempt_is_recorded_as_failed(client: FlaskClient, data_dir: 
     ids=["unset", "false", "true", "one-hop"],
 )
 def test_recorded_ip_follows_trust_proxy(
-    settings: dict[str, str], data_dir: Path, trust_proxy: str, expected: str
+    environ: dict[str, str], data_dir: Path, trust_proxy: str, expected: str
 ) -> None:
-    app = create_app({**settings, "TRUST_PROXY": trust_proxy})
+    app = create_app({**environ, "TRUST_PROXY": trust_proxy})
     try:
         client = app.test_client()
         token = csrf_from(client.get("/login").get_data(as_text=True))
@@ -148,7 +149,7 @@ def test_recorded_ip_follows_trust_proxy(
             environ_base={"REMOTE_ADDR": "10.0.0.2"},
         )
     finally:
-        app.extensions["trek_audit"].close()
+        state_of(app).close()
     [event] = logged_events(data_dir)
     assert event["action"] == "user.login_failed"
     assert event["ip"] == expected
@@ -259,7 +260,7 @@ def test_panel_events_show_up_in_its_own_table_after_indexing(app: Flask, data_d
     log_in(client, *ADMIN)
     client.get("/admin/audit/export.csv").get_data()
     Indexer(data_dir).run_once()
-    entries = client.get("/api/admin/audit").json["entries"]
+    entries = json_body(client.get("/api/admin/audit"))["entries"]
     assert [e["action"] for e in entries] == ["audit.export", "user.login", "user.login_failed"]
     assert entries[1]["user"]["username"] == "admin"
     assert entries[2]["user"] is None

@@ -1,4 +1,4 @@
-"""Helpers for the panel tests: rows put straight into audit.db, logging in."""
+"""Helpers for the panel tests: rows put straight into audit.db, logging in, the app's state."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import re
 import sqlite3
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from trek_audit.webui.state import EXTENSION, PanelState
 
 ADMIN = ("admin", "admin-password-1")
 VIEWER = ("viewer", "viewer-password-1")
@@ -61,3 +65,16 @@ def log_in(client: FlaskClient, username: str, password: str, **environ: Any) ->
         data={"username": username, "password": password, "csrf_token": token},
         environ_base=environ,
     )
+
+
+def state_of(app: Flask) -> PanelState:
+    """The panel's shared state: its accounts, throttle, ended sessions and audit writer."""
+    state: PanelState = app.extensions[EXTENSION]
+    return state
+
+
+def json_body(response: TestResponse) -> dict[str, Any]:
+    """The JSON object a response carries; the test fails when it carries none."""
+    body = response.get_json(silent=True)
+    assert isinstance(body, dict), f"not a JSON object: {response.get_data(as_text=True)[:200]!r}"
+    return body
