@@ -20,6 +20,7 @@ from pathlib import Path
 
 __all__ = [
     "DIR_MODE",
+    "INDEXER_LOCK_MODE",
     "LOG_FILE_MODE",
     "LOG_FILE_NAME",
     "PRIVATE_FILE_MODE",
@@ -38,6 +39,8 @@ LOG_FILE_MODE = 0o640
 DIR_MODE = 0o750
 # Password hashes and the cookie key: the owner alone.
 PRIVATE_FILE_MODE = 0o600
+# The indexer's lock file holds only its pid: whoever runs `status` or the panel probes it.
+INDEXER_LOCK_MODE = 0o644
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ SETTINGS: dict[str, Setting] = {
             "data_dir",
             "./data",
             Path,
-            "Data directory: logs in <data>/logs, audit.db, accounts.db and secret_key beside them.",
+            "Data directory: logs in <data>/logs; audit.db, accounts.db and secret_key beside it.",
         ),
         Setting(
             "TREK_LOG_MAX_BYTES",

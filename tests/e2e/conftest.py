@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import ADMIN_PASSWORD, Panel, Session, seed, start_panel, stop_panel, wait_for
+
+from .e2e_support import ADMIN_PASSWORD, Panel, Session, seed, start_panel, stop_panel, wait_for
 
 
 @pytest.fixture(scope="module")

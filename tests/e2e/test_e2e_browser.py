@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from e2e_support import ADMIN_PASSWORD, Panel
+
+from .e2e_support import ADMIN_PASSWORD, Panel
 
 pytestmark = pytest.mark.browser
 
@@ -54,7 +55,12 @@ def page(browser: Any, panel: Panel) -> Iterator[Any]:
     page = context.new_page()
     page.set_default_timeout(15_000)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.dialogs = dialogs
     page.goto("/login")
     page.fill("input[name=username]", "admin")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 
-from e2e_support import ADMIN_PASSWORD, Panel, Session, start_panel, stop_panel, wait_for
+from trek_audit.store import is_locked
 
-from trek_audit.indexer.lock import is_locked
+from .e2e_support import ADMIN_PASSWORD, Panel, Session, start_panel, stop_panel, wait_for
 
 
 def test_serve_indexes_the_log_and_serves_it(panel: Panel) -> None:
