@@ -1,15 +1,19 @@
-/* The common case of AuditWriter.record's append, in C: one call, four system calls.
+/* The common case of AuditWriter.record's append, in C: one call, six system calls.
  *
- * append(lock_fd, log_fd, log_ino, state, path, event, body, max_bytes, max_line_bytes,
- *        file_size_limit) -> int
+ * append(lock_fd, log_fd, log_ino, path, body, max_bytes, max_line_bytes, file_size_limit)
+ *     -> (id, seq, ts) | None
  *
- * ``body`` is orjson's serialisation of ``event`` with the placeholders id "", seq 0, ts "".
- * Under flock(lock_fd) this reads the shared state page ``state`` (magic, version, last seq,
- * trek.log's inode, its expected size, last ts in ns: the layout is in _fastappend.h), checks
- * with statx that trek.log (``log_fd``) is the file the state describes, takes the next seq and
- * the time (never before the last one), makes the UUIDv7 id and the ts, writes the line (body
- * with the real id, seq and ts, U+2028, U+2029 and U+0085 escaped) in one write() and stores the
- * new state. It then fills in event["id"], event["seq"], event["ts"] and returns the seq.
+ * ``body`` is orjson's serialisation of an event with the placeholders id "", seq 0, ts "".
+ * Under flock(lock_fd) this reads the state page at the start of the lock file (magic, version,
+ * last seq, trek.log's inode, its expected size, last ts in ns: the layout is in _fastappend.h),
+ * checks with statx that trek.log (``log_fd``) is the file the state describes, takes the next
+ * seq and the time (never before the last one), makes the UUIDv7 id and the ts, writes the line
+ * (body with the real id, seq and ts, U+2028, U+2029 and U+0085 escaped) in one write() and
+ * stores the new state. It returns the id, seq and ts it wrote, for the caller's event.
+ *
+ * The state is read with pread and stored with pwrite, never through a mapping: anything that
+ * can write the lock file can truncate it, and touching a mapped page past the end of the file
+ * kills the process with SIGBUS. A short read is a state that is not trusted.
  *
  * The statx asks for the inode, link count and size only. Asking for times (as fstat does) makes
  * a kernel with multigrain timestamps (Linux 6.13+) give the next write a fine-grained mtime,
@@ -18,13 +22,19 @@
  * at most once a second: the time of the last look-up is kept in the state page
  * (STATE_OFF_PATH_CHECKED_NS), shared by all writers of the directory.
  *
- * It returns 0, with the files, the state and the event untouched and the lock released, for
- * everything else: a state that does not match trek.log, an unlinked trek.log, a rotation due, a
- * line too long, a file-size limit in the way, a failed or short write (whatever got in is
- * truncated away first), a failed system call. The caller then takes its general path, which
- * handles and reports each of these. The GIL is released only while waiting for the lock and
- * during write(), so the random pool below needs no lock of its own; the state page is not
- * exported as a buffer during either (see below).
+ * It returns None, with the files and the state untouched and the lock released, for everything
+ * else: a state that is short, not sound or does not match trek.log, a seq or a time at the end
+ * of its range, an unlinked trek.log, a rotation due, a line too long, a file-size limit in the
+ * way, a failed or short write (whatever got in is truncated away first), a failed system call.
+ * The caller then takes its general path, which handles and reports each of these. Everything
+ * that can fail, the objects returned included, is done before the write: once the line is in,
+ * the call succeeds (a state that could not be stored no longer matches trek.log, so the next
+ * append resyncs). The GIL is released only while waiting for the lock and during write(), so
+ * the random pool below needs no lock of its own.
+ *
+ * Borrowed references: the arguments are held by the caller for the whole call. Nothing below
+ * holds a reference it borrowed from a dict or list across a call that can run Python code
+ * (canonical_user says why that matters).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -32,6 +42,7 @@
 #include <fcntl.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -54,7 +65,8 @@
 #define STACK_LINE 4096
 #define NS_PER_S 1000000000ULL
 
-static PyObject *key_id, *key_seq, *key_ts, *key_username, *key_email;
+/* The keys of a user, interned: the same objects as those in most callers' dict literals. */
+static PyObject *key_id, *key_username, *key_email;
 
 /* Random bytes for the ids, drawn from getrandom() in bulk. A forked child forgets the pool
  * (pthread_atfork), so it never hands out its parent's bytes. */
@@ -87,19 +99,20 @@ random_bytes(size_t count)
     return pool + pool_used - count;
 }
 
+/* Little-endian fields of the state page. */
 static uint64_t
-load_u64(const unsigned char *p)
+load_le(const unsigned char *p, int bytes)
 {
     uint64_t value = 0;
-    for (int i = 7; i >= 0; i--)
+    for (int i = bytes - 1; i >= 0; i--)
         value = (value << 8) | p[i];
     return value;
 }
 
 static void
-store_u64(unsigned char *p, uint64_t value)
+store_le(unsigned char *p, uint64_t value, int bytes)
 {
-    for (int i = 0; i < 8; i++, value >>= 8)
+    for (int i = 0; i < bytes; i++, value >>= 8)
         p[i] = (unsigned char)value;
 }
 
@@ -246,31 +259,84 @@ copy_escaped(char *out, const char *src, size_t length)
     return (size_t)(out - start);
 }
 
+/* A descriptor: an exact int in the range of a C int (-1 and the like mean "not open"). */
 static int
-as_int64(PyObject *object, long long *value)
+as_fd(PyObject *object, int *fd)
 {
+    int overflow;
+    if (!PyLong_CheckExact(object)) {
+        PyErr_Format(PyExc_TypeError, "append() takes descriptors as int, not %.100s",
+                     Py_TYPE(object)->tp_name);
+        return 0;
+    }
+    long value = PyLong_AsLongAndOverflow(object, &overflow);
+    if (value == -1 && PyErr_Occurred())
+        return 0;
+    if (overflow != 0 || value < INT_MIN || value > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "append() got a descriptor out of the range of int");
+        return 0;
+    }
+    *fd = (int)value;
+    return 1;
+}
+
+/* A size or limit: an exact int, 0 <= value < 2**63. */
+static int
+as_size(PyObject *object, long long *value)
+{
+    if (!PyLong_CheckExact(object)) {
+        PyErr_Format(PyExc_TypeError, "append() takes sizes as int, not %.100s",
+                     Py_TYPE(object)->tp_name);
+        return 0;
+    }
     *value = PyLong_AsLongLong(object);
-    return !(*value == -1 && PyErr_Occurred());
+    if (*value == -1 && PyErr_Occurred())
+        return 0;
+    if (*value < 0) {
+        PyErr_SetString(PyExc_ValueError, "append() got a negative size");
+        return 0;
+    }
+    return 1;
+}
+
+/* The tuple (id, seq, ts) that append returns; NULL with an exception set if it cannot be made. */
+static PyObject *
+stamped(const char *id_text, uint64_t seq, const char *ts_text)
+{
+    PyObject *id = PyUnicode_FromStringAndSize(id_text, ID_LEN);
+    PyObject *seq_object = PyLong_FromUnsignedLongLong(seq);
+    PyObject *ts = PyUnicode_FromStringAndSize(ts_text, TS_LEN);
+    PyObject *result = NULL;
+    if (id != NULL && seq_object != NULL && ts != NULL)
+        result = PyTuple_Pack(3, id, seq_object, ts);
+    Py_XDECREF(id);
+    Py_XDECREF(seq_object);
+    Py_XDECREF(ts);
+    return result;
 }
 
 static PyObject *
 fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    long long lock_fd, log_fd, max_bytes, max_line_bytes, file_size_limit;
-    unsigned long long log_ino;
+    int lock_fd, log_fd;
+    long long max_bytes, max_line_bytes, file_size_limit;
     (void)module;
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError, "append() takes 10 positional arguments");
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "append() takes 8 positional arguments");
         return NULL;
     }
-    PyObject *path = args[4], *event = args[5], *body = args[6];
-    if (!as_int64(args[0], &lock_fd) || !as_int64(args[1], &log_fd) ||
-        !as_int64(args[7], &max_bytes) || !as_int64(args[8], &max_line_bytes) ||
-        !as_int64(args[9], &file_size_limit))
+    PyObject *path = args[3], *body = args[4];
+    if (!as_fd(args[0], &lock_fd) || !as_fd(args[1], &log_fd) || !as_size(args[5], &max_bytes) ||
+        !as_size(args[6], &max_line_bytes) || !as_size(args[7], &file_size_limit))
         return NULL;
-    if (!PyBytes_CheckExact(path) || !PyDict_CheckExact(event) || !PyBytes_CheckExact(body)) {
-        PyErr_SetString(PyExc_TypeError, "append() needs the path as bytes, the event dict and "
-                                         "its bytes");
+    if (!PyLong_CheckExact(args[2]) || !PyBytes_CheckExact(path) || !PyBytes_CheckExact(body)) {
+        PyErr_SetString(PyExc_TypeError, "append() needs trek.log's inode as int, its path as "
+                                         "bytes and the event as bytes");
+        return NULL;
+    }
+    const char *path_text = PyBytes_AS_STRING(path);
+    if (strlen(path_text) != (size_t)PyBytes_GET_SIZE(path)) {
+        PyErr_SetString(PyExc_ValueError, "append() got a path with a NUL byte");
         return NULL;
     }
     const char *body_data = PyBytes_AS_STRING(body);
@@ -281,9 +347,9 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     const char *tail = body_data + PLACEHOLDER_LEN;
     size_t tail_len = body_len - PLACEHOLDER_LEN;
-    if (lock_fd < 0 || log_fd < 0 || args[3] == Py_None || (long long)tail_len > max_line_bytes)
-        return PyLong_FromLong(0);
-    log_ino = PyLong_AsUnsignedLongLong(args[2]);
+    if (lock_fd < 0 || log_fd < 0 || (long long)tail_len > max_line_bytes)
+        Py_RETURN_NONE;
+    unsigned long long log_ino = PyLong_AsUnsignedLongLong(args[2]);
     if (log_ino == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
 
@@ -298,37 +364,34 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return PyErr_NoMemory();
     }
     size_t rest_len = copy_escaped(buffer + HEAD_ROOM, tail, tail_len);
-    PyObject *result = NULL, *id = NULL, *ts = NULL, *seq_object = NULL;
-    int locked = 0, viewing = 0;
-    /* The state page is exported only while the GIL is held: a child forked while this thread
-     * waits for the lock or writes must be able to close its copy of the mapping (and with it
-     * a descriptor of the lock file, which would otherwise keep this process's flock alive). */
-    Py_buffer view;
-    unsigned char *state;
+    PyObject *result = NULL;
+    int locked = 0;
 
-    int lock_status = flock((int)lock_fd, LOCK_EX | LOCK_NB);
+    int lock_status = flock(lock_fd, LOCK_EX | LOCK_NB);
     if (lock_status != 0 && errno == EWOULDBLOCK) {
         Py_BEGIN_ALLOW_THREADS
-        lock_status = flock((int)lock_fd, LOCK_EX);
+        lock_status = flock(lock_fd, LOCK_EX);
         Py_END_ALLOW_THREADS
     }
     if (lock_status != 0)
         goto fallback; /* EINTR, ENOLCK...: the general path retries or reports it */
     locked = 1;
-    if (PyObject_GetBuffer(args[3], &view, PyBUF_WRITABLE) < 0)
-        goto done;
-    viewing = 1;
-    if (view.len < STATE_SIZE) {
-        PyErr_SetString(PyExc_ValueError, "append() needs the state page");
-        goto done;
-    }
-    state = view.buf;
 
-    uint64_t seq = load_u64(state + STATE_OFF_SEQ), ino = load_u64(state + STATE_OFF_INO);
-    uint64_t size = load_u64(state + STATE_OFF_SIZE), last_ns = load_u64(state + STATE_OFF_LAST_NS);
+    /* Read under the lock, in one call that cannot fault whatever became of the file. */
+    unsigned char state[STATE_SIZE];
+    if (pread(lock_fd, state, STATE_SIZE, 0) != STATE_SIZE)
+        goto fallback; /* truncated, shortened or unreadable: the general path rebuilds it */
+    uint64_t seq = load_le(state + STATE_OFF_SEQ, 8), ino = load_le(state + STATE_OFF_INO, 8);
+    uint64_t size = load_le(state + STATE_OFF_SIZE, 8);
+    uint64_t last_ns = load_le(state + STATE_OFF_LAST_NS, 8);
+    uint64_t path_checked = load_le(state + STATE_OFF_PATH_CHECKED_NS, 8);
+    if (memcmp(state + STATE_OFF_MAGIC, STATE_MAGIC, STATE_MAGIC_LEN) != 0 ||
+        load_le(state + STATE_OFF_VERSION, 4) != STATE_VERSION || last_ns >= (uint64_t)TS_END_NS)
+        goto fallback; /* new or damaged: the general path rebuilds it from the log files */
+    if (seq >= (uint64_t)SEQ_MAX)
+        goto fallback; /* no seq left (or garbage): the general path refuses or resyncs */
     struct statx st;
-    if (memcmp(state + STATE_OFF_MAGIC, STATE_MAGIC, STATE_MAGIC_LEN) != 0 || ino != log_ino ||
-        statx((int)log_fd, "", AT_EMPTY_PATH, STATX_WANTED, &st) != 0 ||
+    if (ino != log_ino || statx(log_fd, "", AT_EMPTY_PATH, STATX_WANTED, &st) != 0 ||
         (st.stx_mask & STATX_WANTED) != STATX_WANTED || st.stx_nlink == 0 || st.stx_ino != ino ||
         st.stx_size != size)
         goto fallback; /* first use, another process rotated, an outside change: resync */
@@ -338,16 +401,17 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (clock_gettime(CLOCK_REALTIME, &clock) != 0 || clock.tv_sec < 0)
         goto fallback;
     uint64_t now = (uint64_t)clock.tv_sec * NS_PER_S + (uint64_t)clock.tv_nsec;
-    uint64_t path_checked = load_u64(state + STATE_OFF_PATH_CHECKED_NS);
     if (now - path_checked >= PATH_CHECK_NS || now < path_checked) {
         struct statx named;
-        if (statx(AT_FDCWD, PyBytes_AS_STRING(path), 0, STATX_INO, &named) != 0 ||
+        if (statx(AT_FDCWD, path_text, 0, STATX_INO, &named) != 0 ||
             (named.stx_mask & STATX_INO) == 0 || named.stx_ino != ino)
             goto fallback; /* renamed or removed by something else: the general path sees it */
-        store_u64(state + STATE_OFF_PATH_CHECKED_NS, now);
+        path_checked = now; /* stored with the rest, once the line is in */
     }
     if (now < last_ns) /* ts never goes back in seq order, even if the clock does */
         now = last_ns;
+    if (now >= (uint64_t)TS_END_NS)
+        goto fallback; /* past the last ts the format allows: the general path refuses */
 
     char id_text[ID_LEN], ts_text[TS_LEN], seq_text[20];
     if (!format_id(id_text, now / 1000000) || !format_ts(ts_text, now))
@@ -372,55 +436,39 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto fallback; /* too long, rotation due, or past RLIMIT_FSIZE: the general path */
 
     /* Made before the write, so nothing can fail after it. */
-    id = PyUnicode_FromStringAndSize(id_text, ID_LEN);
-    ts = PyUnicode_FromStringAndSize(ts_text, TS_LEN);
-    seq_object = PyLong_FromUnsignedLongLong(seq);
-    if (id == NULL || ts == NULL || seq_object == NULL)
+    result = stamped(id_text, seq, ts_text);
+    if (result == NULL)
         goto done; /* MemoryError; nothing written */
 
     ssize_t written;
-    PyBuffer_Release(&view);
-    viewing = 0;
     Py_BEGIN_ALLOW_THREADS
-    written = write((int)log_fd, line, length);
+    written = write(log_fd, line, length);
     Py_END_ALLOW_THREADS
     if (written != (ssize_t)length) {
         /* Should the truncation fail, the partial line stays; the state then no longer
          * matches trek.log, so the general path resyncs and starts on a new line. */
-        if (written > 0 && ftruncate((int)log_fd, (off_t)size) != 0)
+        if (written > 0 && ftruncate(log_fd, (off_t)size) != 0)
             errno = 0;
+        Py_CLEAR(result);
         goto fallback;
     }
-    /* The mapping cannot have gone meanwhile: closing it takes the writer's thread lock, which
-     * the caller holds. */
-    if (PyObject_GetBuffer(args[3], &view, PyBUF_WRITABLE) < 0)
-        goto done;
-    viewing = 1;
-    state = view.buf;
-    store_u64(state + STATE_OFF_SEQ, seq);
-    store_u64(state + STATE_OFF_SIZE, size + length);
-    store_u64(state + STATE_OFF_LAST_NS, now);
-    flock((int)lock_fd, LOCK_UN);
-    locked = 0;
-    if (PyDict_SetItem(event, key_id, id) == 0 && PyDict_SetItem(event, key_seq, seq_object) == 0 &&
-        PyDict_SetItem(event, key_ts, ts) == 0) {
-        result = seq_object;
-        seq_object = NULL;
-    }
+    store_le(state + STATE_OFF_SEQ, seq, 8);
+    store_le(state + STATE_OFF_SIZE, size + length, 8);
+    store_le(state + STATE_OFF_LAST_NS, now, 8);
+    store_le(state + STATE_OFF_PATH_CHECKED_NS, path_checked, 8);
+    /* A state not stored (a full disk after an outside truncation) names the old size of
+     * trek.log, so the next append resyncs: the line is in either way. */
+    if (pwrite(lock_fd, state, STATE_SIZE, 0) != STATE_SIZE)
+        errno = 0;
     goto done;
 
 fallback:
-    result = PyLong_FromLong(0);
+    result = Py_NewRef(Py_None);
 done:
     if (locked)
-        flock((int)lock_fd, LOCK_UN);
-    Py_XDECREF(id);
-    Py_XDECREF(ts);
-    Py_XDECREF(seq_object);
+        flock(lock_fd, LOCK_UN);
     if (buffer != stack_line)
         PyMem_Free(buffer);
-    if (viewing)
-        PyBuffer_Release(&view);
     return result;
 }
 
@@ -430,6 +478,10 @@ done:
 
 static int is_json_value(PyObject *value, int depth);
 
+/* PyDict_Next and PyList_GET_ITEM lend their references. That is safe here because nothing in
+ * these two functions runs Python code: they look into exact str, int, float, dict and list
+ * objects only (no __eq__, __hash__ or __index__ is called), so no container can change while
+ * its items are in hand. */
 static int
 is_json_object(PyObject *dict, int depth)
 {
@@ -483,58 +535,88 @@ plain_details(PyObject *module, PyObject *details)
     return PyBool_FromLong(PyDict_CheckExact(details) && is_json_object(details, 0));
 }
 
+/* Which of id, username, email an exact str key is (0, 1, 2), or -1. Runs no Python code. */
+static int
+user_key_slot(PyObject *key)
+{
+    if (!PyUnicode_CheckExact(key))
+        return -1;
+    if (key == key_id || PyUnicode_CompareWithASCIIString(key, "id") == 0)
+        return 0;
+    if (key == key_username || PyUnicode_CompareWithASCIIString(key, "username") == 0)
+        return 1;
+    if (key == key_email || PyUnicode_CompareWithASCIIString(key, "email") == 0)
+        return 2;
+    return -1;
+}
+
 /* A copy of user in canonical form (id, username, email in that order) when it is a plain dict
- * of those keys with a 64-bit int or None and strs or None; None when line.check_user must look. */
+ * whose keys are exact strs among those three, with a 64-bit int or None and strs or None; None
+ * when line.check_user must look.
+ *
+ * A value borrowed from a dict lives only as long as the dict holds it, and looking a key up
+ * compares keys, which for a key of a str subclass (or any object whose hash collides) runs its
+ * __eq__, which can replace or delete a value already looked up. So the dict is walked once
+ * (PyDict_Next runs no Python code), any key but an exact str leaves the check to Python, keys
+ * are compared as strs, and each value is held with a reference of its own until the end. */
 static PyObject *
 canonical_user(PyObject *module, PyObject *user)
 {
     (void)module;
     if (!PyDict_CheckExact(user) || PyDict_GET_SIZE(user) > 3)
         Py_RETURN_NONE;
-    PyObject *id = PyDict_GetItemWithError(user, key_id);
-    PyObject *username = id == NULL && PyErr_Occurred() ? NULL
-                                                        : PyDict_GetItemWithError(user, key_username);
-    PyObject *email = username == NULL && PyErr_Occurred() ? NULL
-                                                           : PyDict_GetItemWithError(user, key_email);
+    PyObject *values[3] = {NULL, NULL, NULL}; /* id, username, email: owned */
+    PyObject *key, *value, *copy = NULL;
+    Py_ssize_t position = 0;
+    int plain = 1;
+    while (plain && PyDict_Next(user, &position, &key, &value)) {
+        int slot = user_key_slot(key);
+        if (slot < 0 || values[slot] != NULL) {
+            plain = 0; /* an unknown key, or one that is not an exact str */
+            break;
+        }
+        values[slot] = Py_NewRef(value);
+    }
+    for (int slot = 0; plain && slot < 3; slot++) {
+        if (values[slot] == NULL)
+            values[slot] = Py_NewRef(Py_None);
+    }
+    if (plain && values[0] != Py_None) {
+        int overflow = 0;
+        if (!PyLong_CheckExact(values[0]) ||
+            (PyLong_AsLongLongAndOverflow(values[0], &overflow) == -1 && PyErr_Occurred()) ||
+            overflow != 0)
+            plain = 0;
+    }
+    for (int slot = 1; plain && slot < 3; slot++) {
+        if (values[slot] != Py_None && !PyUnicode_CheckExact(values[slot]))
+            plain = 0;
+    }
     if (PyErr_Occurred())
-        return NULL;
-    if ((id != NULL) + (username != NULL) + (email != NULL) != PyDict_GET_SIZE(user))
-        Py_RETURN_NONE; /* an unknown key */
-    if (id == NULL)
-        id = Py_None;
-    if (username == NULL)
-        username = Py_None;
-    if (email == NULL)
-        email = Py_None;
-    if (id != Py_None) {
-        int overflow;
-        if (!PyLong_CheckExact(id))
-            Py_RETURN_NONE;
-        long long number = PyLong_AsLongLongAndOverflow(id, &overflow);
-        if (number == -1 && PyErr_Occurred())
-            return NULL;
-        if (overflow != 0)
-            Py_RETURN_NONE;
+        goto done;
+    if (!plain) {
+        copy = Py_NewRef(Py_None);
+        goto done;
     }
-    if ((username != Py_None && !PyUnicode_CheckExact(username)) ||
-        (email != Py_None && !PyUnicode_CheckExact(email)))
-        Py_RETURN_NONE;
-    PyObject *copy = PyDict_New();
+    copy = PyDict_New();
     if (copy == NULL)
-        return NULL;
-    if (PyDict_SetItem(copy, key_id, id) < 0 || PyDict_SetItem(copy, key_username, username) < 0 ||
-        PyDict_SetItem(copy, key_email, email) < 0) {
-        Py_DECREF(copy);
-        return NULL;
-    }
+        goto done;
+    if (PyDict_SetItem(copy, key_id, values[0]) < 0 ||
+        PyDict_SetItem(copy, key_username, values[1]) < 0 ||
+        PyDict_SetItem(copy, key_email, values[2]) < 0)
+        Py_CLEAR(copy);
+done:
+    for (int slot = 0; slot < 3; slot++)
+        Py_XDECREF(values[slot]);
     return copy;
 }
 
 static PyMethodDef methods[] = {
     {"append", (PyCFunction)(void (*)(void))fast_append, METH_FASTCALL,
-     "append(lock_fd, log_fd, log_ino, state, path, event, body, max_bytes, max_line_bytes, "
-     "file_size_limit) -> int\n\nAppend one event line in the common case and return its seq; "
-     "0 means nothing was done and the general path must handle this event."},
+     "append(lock_fd, log_fd, log_ino, path, body, max_bytes, max_line_bytes, file_size_limit) "
+     "-> (id, seq, ts) | None\n\nAppend one event line in the common case and return the id, seq "
+     "and ts it was written with; None means nothing was done and the general path must handle "
+     "this event."},
     {"plain_details", plain_details, METH_O,
      "plain_details(details) -> bool\n\nTrue if details is a dict that line.check_details "
      "accepts as it is; False when that check must look (and maybe raise)."},
@@ -553,12 +635,9 @@ PyMODINIT_FUNC
 PyInit__fastappend(void)
 {
     key_id = PyUnicode_InternFromString("id");
-    key_seq = PyUnicode_InternFromString("seq");
-    key_ts = PyUnicode_InternFromString("ts");
     key_username = PyUnicode_InternFromString("username");
     key_email = PyUnicode_InternFromString("email");
-    if (key_id == NULL || key_seq == NULL || key_ts == NULL || key_username == NULL ||
-        key_email == NULL)
+    if (key_id == NULL || key_username == NULL || key_email == NULL)
         return NULL;
     if (pthread_atfork(NULL, NULL, forget_pool) != 0) {
         PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");
@@ -567,7 +646,15 @@ PyInit__fastappend(void)
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
-    if (PyModule_AddStringConstant(module, "PLACEHOLDER", PLACEHOLDER) < 0) {
+    /* What it was compiled with, for a test to hold against writer/line.py. */
+    PyObject *seq_max = PyLong_FromUnsignedLongLong(SEQ_MAX);
+    PyObject *ts_end_ns = PyLong_FromUnsignedLongLong(TS_END_NS);
+    int added = PyModule_AddStringConstant(module, "PLACEHOLDER", PLACEHOLDER) == 0 &&
+                PyModule_AddObjectRef(module, "SEQ_MAX", seq_max) == 0 &&
+                PyModule_AddObjectRef(module, "TS_END_NS", ts_end_ns) == 0;
+    Py_XDECREF(seq_max);
+    Py_XDECREF(ts_end_ns);
+    if (!added) {
         Py_DECREF(module);
         return NULL;
     }

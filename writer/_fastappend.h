@@ -1,7 +1,8 @@
 /* What writer/_fastappend.c shares with the Python writer: the layout of the shared state page
- * (writer/state.py) and the bytes of the line it writes (writer/line.py).
+ * (writer/state.py), the ranges of seq and ts and the bytes of the line it writes
+ * (writer/line.py).
  *
- * tests/writer/test_writer_fast_path.py reads every #define here and compares it with the
+ * tests/writer/test_writer_c_contract.py reads every #define here and compares it with the
  * Python side, so the two cannot drift apart; keep one value per line, as a plain number or a
  * string literal.
  */
@@ -21,6 +22,11 @@
 #define STATE_OFF_LAST_NS 32
 #define STATE_OFF_PATH_CHECKED_NS 40
 #define STATE_SIZE 48
+
+/* The line format's ranges (writer/line.py): the largest seq, so that it fits a signed 64-bit
+ * integer, and the first ns since the epoch past the last ts allowed (2262-01-01T00:00:00Z). */
+#define SEQ_MAX 9223372036854775807
+#define TS_END_NS 9214646400000000000
 
 /* An event serialised by orjson with the placeholders id "", seq 0, ts "" starts so. */
 #define PLACEHOLDER "{\"v\":1,\"id\":\"\",\"seq\":0,\"ts\":\"\","

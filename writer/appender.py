@@ -3,30 +3,37 @@
 How it stays safe:
 
 * Every append happens under a ``threading.Lock`` plus ``flock`` on ``<log_dir>/.trek-audit.lock``.
-  The lock file is also the shared state (``state.py``): it is mmapped (``MAP_SHARED``) and holds
-  the last used ``seq``, the inode and expected size of trek.log and the last timestamp, so the
-  hot path costs a ``stat`` and a ``write`` besides the lock.
-* The state is trusted only while trek.log's inode and size match it. Otherwise (first use, lost
-  or damaged lock file, power loss, an outside change) ``seq`` is recovered under the lock as the
-  maximum of the stored value, the last ``seq`` in the tails of trek.log, trek.log.1..N
-  (``recovery.py``) and the last one this process used, so it is never reused.
+  The lock file also holds the shared state (``state.py``), read with ``pread`` and stored with
+  ``pwrite`` under the lock: the last used ``seq``, the inode and expected size of trek.log and
+  the last timestamp, so the hot path costs a ``stat`` and a ``write`` besides the lock and the
+  state. It is never mapped: a lock file truncated by anything else would kill a process that
+  touched the mapping (SIGBUS); a short read just gives a page that is not trusted.
+* The state is trusted only while it is sound (magic, version, seq and time in range) and
+  trek.log's inode and size match it. Otherwise (first use, a lost, truncated or damaged lock
+  file, power loss, an outside change) the position is recovered under the lock from the last
+  valid event in the tails of trek.log, trek.log.1..N, checked against the state page
+  (``recovery.py``), and the last seq this process used, so a seq is never reused and nothing
+  is continued from garbage.
+* A seq that would pass ``SEQ_MAX``, or a time past the end of the ts range (``line.py``),
+  raises ``AuditWriteError`` before anything is written.
 * A line goes out in one ``os.write`` to an ``O_APPEND`` descriptor; a short or failed write is
   truncated away, the ``seq`` is not consumed and ``AuditWriteError`` is raised.
 * Rotation (``rotation.py``) renames ``.N-1 -> .N ... trek.log -> .1`` under the lock.
 * After ``fork`` a child reopens the lock file (a ``flock`` belongs to the open file description,
-  which a child shares with its parent), the state mapping and trek.log.
+  which a child shares with its parent) and trek.log.
 * The event is serialised before any lock is taken, with placeholders for ``id``, ``seq`` and
   ``ts`` (the first three values after ``v``); under the lock only those are spliced in.
 
 The C fast path (``writer/_fastappend.c``: see ``FAST_PATH_BUILT`` and ``AuditWriter.fast_path``)
-does the common case of an append in one call: flock, a ``statx`` of trek.log's descriptor for
-its inode, link count and size, the id and ts, one ``write``, the new state, unlock. Whatever
-else comes up (first use, a state that does not match trek.log, an unlinked trek.log, a rotation
-due, a line too long, the file-size limit, a failed or short write, which it truncates away
-first) it hands back untouched, and the Python code below handles it exactly as without the
-extension. It looks trek.log up by name (to notice an outside rename) at most once a second for
-all writers of the directory, because the look-up costs as much as the write; the Python path
-does it every time.
+does the common case of an append in one call: flock, the state, a ``statx`` of trek.log's
+descriptor for its inode, link count and size, the id and ts, one ``write``, the new state,
+unlock. Whatever else comes up (first use, a state that is not sound or does not match
+trek.log, a seq or time at the end of its range, an unlinked trek.log, a rotation due, a line
+too long, the file-size limit, a failed or short write, which it truncates away first) it hands
+back with the files, the state and the event untouched, and the Python code below handles it
+exactly as without the extension. It looks trek.log up by name (to notice an outside rename)
+at most once a second for all writers of the directory, because the look-up costs as much as
+the write; the Python path does it every time.
 
 A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, whose default action kills the process. CPython
 ignores that signal at start-up, so the write fails with ``EFBIG`` instead; an embedding app that
@@ -53,7 +60,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import mmap
 import os
 import resource
 import threading
@@ -74,6 +80,9 @@ from .errors import AuditWriteError, describe
 from .line import (
     ACTION_PATTERN,
     PLACEHOLDER,
+    SEQ_MAX,
+    TS_END_NS,
+    TS_LAST,
     Event,
     User,
     check_action,
@@ -82,9 +91,18 @@ from .line import (
     check_user,
     escape_line_breakers,
 )
-from .recovery import last_seq_in_files
+from .recovery import last_event_in_files, resume_position
 from .stamps import Stamper
-from .state import State, close_lock_file, open_lock_file, read_state, write_state
+from .state import (
+    MAGIC,
+    VERSION,
+    State,
+    close_lock_file,
+    open_lock_file,
+    read_state,
+    restore_page,
+    write_state,
+)
 
 try:
     from ._fastappend import append as _fast_append
@@ -206,7 +224,6 @@ class AuditWriter:
         self._descriptors[:] = [-1, -1]
         self._lock_fd = -1
         self._lock_ino = -1
-        self._page: mmap.mmap | None = None
         self._fd = -1
         self._fd_ino = -1
         self._file_size_limit = _file_size_limit()
@@ -216,11 +233,8 @@ class AuditWriter:
     def _after_fork_in_child(self) -> None:
         # The parent's descriptors are shared open file descriptions: a flock taken through them
         # would not exclude the parent. Close this process's copies and reopen lazily.
-        page, lock_fd, fd = self._page, self._lock_fd, self._fd
+        lock_fd, fd = self._lock_fd, self._fd
         self._reset_process_state()
-        if page is not None:
-            with contextlib.suppress(Exception):
-                page.close()
         for descriptor in (lock_fd, fd):
             if descriptor >= 0:
                 with contextlib.suppress(OSError):
@@ -302,20 +316,19 @@ class AuditWriter:
             # With fsync the line is synced under the file lock, where a failed sync can still
             # take it back out; the sync costs far more than the general path anyway.
             if fast and not self._needs_newline and not self.fsync:
-                seq = _fast_append(
+                stamped = _fast_append(
                     self._lock_fd,
                     self._fd,
                     self._fd_ino,
-                    self._page,
                     self._path_bytes,
-                    event,
                     body,
                     self.max_bytes,
                     self.max_line_bytes,
                     self._file_size_limit,
                 )
-                if seq:
-                    self._last_seq = seq
+                if stamped is not None:  # written: (id, seq, ts)
+                    event["id"], event["seq"], event["ts"] = stamped
+                    self._last_seq = stamped[1]
                     return event  # type: ignore[return-value]
             self._append(event, body)
         return event  # type: ignore[return-value]
@@ -328,18 +341,17 @@ class AuditWriter:
         """
         if self._closed:
             raise ValueError("record() on a closed AuditWriter")
-        if self._page is None:
+        if self._lock_fd < 0:
             self._open_lock()
         tail = escape_line_breakers(body[_PLACEHOLDER_LEN:])
         self._take_file_lock()
         try:
-            # From here to the write, all raises leave the files and the state untouched.
-            page = self._page
-            assert page is not None
-            state = read_state(page)
+            # From here to the write, all raises leave the log files untouched (a rotation
+            # only renames whole files) and the state as valid as it was.
+            state = read_state(self._lock_fd)
             try:
                 st = _stat(self._path_str)
-                if st.st_ino != state.ino or st.st_size != state.size or not state.written:
+                if not state.sound or st.st_ino != state.ino or st.st_size != state.size:
                     raise FileNotFoundError  # the state is stale: resync below
                 # The state matches, so trek.log ends in a whole line (maybe another writer's
                 # after a partial one this writer saw earlier, before its own write failed).
@@ -348,13 +360,18 @@ class AuditWriter:
                     self._open_log()  # another process rotated
             except OSError:
                 state = self._resync()
-                page = self._page  # maybe a new lock file's
-                assert page is not None
+            if state.seq >= SEQ_MAX:
+                self._cannot_continue(
+                    f"the last seq, {state.seq}, is the largest the line format allows; remove "
+                    "a line another program appended with it, or record into a new log directory"
+                )
             seq, ino, size, last_ns = state.seq + 1, state.ino, state.size, state.last_ns
 
             now = _time_ns()
             if now < last_ns:  # ts never goes back in seq order, even if the clock does
                 now = last_ns
+            if now >= TS_END_NS:
+                self._cannot_continue(f"the time is past {TS_LAST}, the last the format allows")
             ts = self._stamper.ts(now)
             event_id = self._stamper.event_id(now)
 
@@ -364,7 +381,7 @@ class AuditWriter:
                 self._too_long(length)
 
             if size and size + length > self.max_bytes:
-                self._rotate(page, seq - 1, last_ns)
+                self._rotate(seq - 1, last_ns)
                 size = 0
                 ino = self._fd_ino
             elif self._needs_newline:  # trek.log ends in a partial line (a crash)
@@ -386,7 +403,10 @@ class AuditWriter:
                     self._write_failed(error, size, "fsync")
             self._needs_newline = False
             self._last_seq = seq
-            write_state(page, seq, ino, size + length, now)
+            # The line is in: nothing may raise now. A state that could not be stored no
+            # longer matches trek.log, so the next append recovers from the log instead.
+            with contextlib.suppress(OSError):
+                write_state(self._lock_fd, seq, ino, size + length, now)
             event["id"] = event_id
             event["seq"] = seq
             event["ts"] = ts
@@ -402,6 +422,10 @@ class AuditWriter:
             raise AuditWriteError(
                 f"cannot lock {self.lock_path}: {describe(error)}", self.lock_path, error
             ) from error
+
+    def _cannot_continue(self, reason: str) -> NoReturn:
+        """Refuse an append whose seq or ts would leave the line format's range."""
+        raise AuditWriteError(f"cannot append to {self._path_str}: {reason}", self._path_str, None)
 
     def _too_long(self, size: int) -> NoReturn:
         raise ValueError(
@@ -437,7 +461,8 @@ class AuditWriter:
         ) from error
 
     def _resync(self) -> State:
-        """Bring the state in line with the files after first use, loss or an outside change.
+        """Bring the state in line with the files after first use, loss, damage or an outside
+        change.
 
         Returns the state to go on from: the last used seq, trek.log's inode and size and the
         last timestamp, with trek.log open. Called and returns with the lock file locked.
@@ -449,27 +474,29 @@ class AuditWriter:
             self._close_lock()
             self._open_lock()
             self._take_file_lock()
-        assert self._page is not None
-        state = read_state(self._page)
-        if not state.written:
-            state = state._replace(seq=0, last_ns=0)
+        state = read_state(self._lock_fd)
+        if not state.sound:
+            # Truncated or shortened by something else, maybe: make the page whole again so
+            # that the state stored after this append can be read back (or resync each time).
+            with contextlib.suppress(OSError):
+                restore_page(self._lock_fd)
         self._open_log()
         if self.fsync:  # trek.log may be new: make its directory entry durable too
             self._fsync_dir()
         size = os.fstat(self._fd).st_size
-        recovered = last_seq_in_files(self._logs, self.backups, self.max_line_bytes)
-        self._needs_newline = recovered.partial_line
-        seq = max(state.seq, self._last_seq, recovered.seq)
-        return state._replace(seq=seq, ino=self._fd_ino, size=size)
+        tails = last_event_in_files(self._logs, self.backups, self.max_line_bytes)
+        self._needs_newline = tails.partial_line
+        seq, last_ns = resume_position(state, tails, self._last_seq, _time_ns())
+        return State(MAGIC, VERSION, seq, self._fd_ino, size, last_ns, state.path_checked_ns)
 
-    def _rotate(self, page: mmap.mmap, last_seq: int, last_ns: int) -> None:
+    def _rotate(self, last_seq: int, last_ns: int) -> None:
         """Start a new trek.log after ``rotation.shift``, keeping the shared state consistent."""
         # Other writers keep appending to the file they have open while the state names its
         # inode and size (the C fast path looks the name up only once a second). Name no file
         # until the new trek.log exists, so that a failure or a crash in between sends them all
         # to resync instead of into trek.log.1.
-        write_state(page, last_seq, 0, 0, last_ns)
         try:
+            write_state(self._lock_fd, last_seq, 0, 0, last_ns)
             rotation.shift(self._logs, self.backups)
         except OSError as error:
             target = error.filename or self._path_str
@@ -478,7 +505,9 @@ class AuditWriter:
                 f"cannot rotate {target}: {describe(error)}", target, error
             ) from error
         self._open_log(exclusive=True)
-        write_state(page, last_seq, self._fd_ino, 0, last_ns)
+        # Should this fail, the state names no file: the next append resyncs.
+        with contextlib.suppress(OSError):
+            write_state(self._lock_fd, last_seq, self._fd_ino, 0, last_ns)
         if self.fsync:
             self._fsync_dir()
 
@@ -521,17 +550,15 @@ class AuditWriter:
                 os.close(fd)
 
     def _open_lock(self) -> None:
-        """Open (creating if needed) the lock file and map its state page."""
+        """Open (creating if needed) the lock file, which holds the state page."""
         lock_file = open_lock_file(self.lock_path, self._path_str)
         self._lock_fd = self._descriptors[1] = lock_file.fd
         self._lock_ino = lock_file.ino
-        self._page = lock_file.page
 
     def _close_lock(self) -> None:
-        page, self._page = self._page, None
         fd, self._lock_fd, self._lock_ino = self._lock_fd, -1, -1
         self._descriptors[1] = -1
-        close_lock_file(fd, page)
+        close_lock_file(fd)
 
     @staticmethod
     def _stat_or_none(path: Path) -> os.stat_result | None:

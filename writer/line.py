@@ -2,7 +2,9 @@
 
 This module is the public interface between everything that writes trek.log and
 everything that reads it. ``encode`` is what the writer appends; ``decode`` is what the
-indexer accepts. Both follow ``writer/audit-line-v1.schema.json``.
+indexer accepts. Both follow ``writer/audit-line-v1.schema.json``, limits included: ``seq``
+from 1 to ``SEQ_MAX`` and ``ts`` a real instant from ``TS_FIRST`` to ``TS_LAST``, so that
+both fit a signed 64-bit integer (``ts`` as ns since the epoch).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ __all__ = [
     "KEYS",
     "LINE_BREAKERS",
     "PLACEHOLDER",
+    "SEQ_MAX",
+    "TS_END_NS",
+    "TS_FIRST",
+    "TS_LAST",
+    "TS_PATTERN",
     "LineError",
     "User",
     "Event",
@@ -35,11 +42,34 @@ ACTION_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 KEYS = ("v", "id", "seq", "ts", "action", "user", "resource", "ip", "details")
 _KEY_SET = frozenset(KEYS)
 _USER_KEYS = frozenset(("id", "username", "email"))
-_TS_PATTERN = re.compile(
-    r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{6}Z"
-)
 _MAX_ID_LENGTH = 128
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# The largest seq: every seq fits a signed 64-bit integer, which is what SQLite (and most
+# readers) hold exactly. Also in writer/_fastappend.h.
+SEQ_MAX = _INT64_MAX
+
+# The instants a ts may name, both ends included: from the Unix epoch (no writer clock is
+# earlier) up to the end of 2261, so that the time in ns since the epoch, as the writer keeps
+# it, fits a signed 64-bit integer too. TS_END_NS is the first ns past the range (2262-01-01),
+# also in writer/_fastappend.h.
+TS_FIRST = "1970-01-01T00:00:00.000000Z"
+TS_LAST = "2261-12-31T23:59:59.999999Z"
+TS_END_NS = 9_214_646_400_000_000_000
+
+# A real date of the range: 30-day months end on the 30th, February on the 28th, or on the
+# 29th in a leap year (every 4th year, but 2100 and 2200 are not). [0-9] rather than \d,
+# which would also match digits of other scripts. The JSON Schema has the same pattern.
+_YEAR = "(19[7-9][0-9]|2[01][0-9]{2}|22[0-5][0-9]|226[01])"
+_LEAP_YEAR = (
+    "(19(7[26]|8[048]|9[26])|20([02468][048]|[13579][26])|21(0[48]|[2468][048]|[13579][26])"
+    "|22(0[48]|[24][048]|[135][26]|60))"
+)
+_DATE = (
+    f"({_YEAR}-((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    f"|02-(0[1-9]|1[0-9]|2[0-8]))|{_LEAP_YEAR}-02-29)"
+)
+TS_PATTERN = re.compile(f"{_DATE}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{{6}}Z")
 
 # orjson leaves these as raw UTF-8. They are not newlines to a byte-oriented reader, but
 # str.splitlines(), JavaScript and some shippers break lines on them, so they are escaped.
@@ -260,10 +290,13 @@ def decode(line: bytes, max_bytes: int | None = None) -> Event:
     seq = obj["seq"]
     if type(seq) is not int or seq < 1:
         raise LineError("seq must be a positive integer")
+    if seq > SEQ_MAX:
+        raise LineError(f"seq larger than a 64-bit integer (at most {SEQ_MAX})")
     ts = obj["ts"]
-    if type(ts) is not str or _TS_PATTERN.fullmatch(ts) is None:
+    if type(ts) is not str or TS_PATTERN.fullmatch(ts) is None:
         raise LineError(
-            "ts must be UTC RFC 3339 with microseconds, e.g. 2026-11-26T13:22:49.123456Z"
+            "ts must be a real UTC instant, RFC 3339 with microseconds, from "
+            f"{TS_FIRST} to {TS_LAST}, e.g. 2026-11-26T13:22:49.123456Z"
         )
     action = obj["action"]
     if type(action) is not str or ACTION_PATTERN.fullmatch(action) is None:

@@ -1,8 +1,12 @@
-"""seq recovery: the last seq written, found in the tails of trek.log and its rotations.
+"""Where a writer goes on from when the shared state is not trusted as it is.
 
-When the writer's shared state is missing or does not match trek.log (first use, a lost or
-damaged lock file, power loss, an outside change), it takes the largest seq found here in
-trek.log and its rotations, so a seq is never used twice.
+When the state page is missing or does not match trek.log (first use, a lost, truncated or
+damaged lock file, power loss, an outside change), the writer looks for the last event in the
+tails of trek.log and its rotations. Only lines that are valid format-v1 events count (``seq``
+and ``ts`` within the limits of ``line.py``), so a line some other program appended with a seq
+the writer could not continue from, or with no real time, is passed over. The state page is
+believed over the tails only when it is sound and its time fits them; otherwise the writer goes
+on from the tails. Either way a seq is never used twice and nothing is continued from garbage.
 """
 
 from __future__ import annotations
@@ -15,16 +19,37 @@ import orjson
 from trek_audit.layout import LogDir
 
 from .errors import AuditWriteError, describe
+from .line import SEQ_MAX, LineError, decode
+from .stamps import ts_ns
+from .state import State
 
-__all__ = ["TAIL_BYTES", "Recovered", "last_seq_in_files"]
+__all__ = [
+    "FUTURE_SLACK_NS",
+    "TAIL_BYTES",
+    "Position",
+    "Recovered",
+    "last_event_in_files",
+    "resume_position",
+]
 
 TAIL_BYTES = 8192
 
+# How far past the clock a last event's time may lie and still be believed: a clock stepped
+# back (a time zone mistaken for UTC, a fix by NTP) explains hours, not the centuries a
+# damaged page can hold. Beyond it a time would hold every later ts still until then.
+FUTURE_SLACK_NS = 24 * 3600 * 1_000_000_000
 
-def _last_seq_in_tail(file: BinaryIO, end: int, max_line_bytes: int) -> tuple[int, bytes]:
-    """Return the largest seq among the complete lines near the end of a file, and its last byte.
 
-    Reads the last few KB, more only while no line with a seq was found and the window is still
+class _Last(NamedTuple):
+    seq: int  # 0: none
+    ns: int
+
+
+def _last_event_in_tail(file: BinaryIO, end: int, max_line_bytes: int) -> tuple[_Last, bytes]:
+    """The valid event with the largest seq among the lines near the end of a file, and the
+    file's last byte.
+
+    Reads the last few KB, more only while no valid event was found and the window is still
     shorter than the longest possible line.
     """
     window = TAIL_BYTES
@@ -35,50 +60,93 @@ def _last_seq_in_tail(file: BinaryIO, end: int, max_line_bytes: int) -> tuple[in
         pieces = chunk.split(b"\n")
         if start > 0:
             del pieces[0]  # maybe the end of a line that starts before the window
-        best = 0
-        for piece in pieces:
-            if not piece:
-                continue
-            try:
-                obj = orjson.loads(piece)
-            except orjson.JSONDecodeError:
-                continue
-            seq = obj.get("seq") if type(obj) is dict else None
-            if type(seq) is int and seq > best:
-                best = seq
-        if best or start == 0 or window > max_line_bytes + TAIL_BYTES:
+        # The last piece counts too: a whole event whose newline a crash cut off is in the
+        # file, and its seq is used.
+        best = _best_event(pieces)
+        if best.seq or start == 0 or window > max_line_bytes + TAIL_BYTES:
             return best, chunk[-1:]
         window *= 4
 
 
-class Recovered(NamedTuple):
-    """What the tails of the log files say: the largest seq, and how trek.log ends."""
+def _best_event(pieces: list[bytes]) -> _Last:
+    """The valid event with the largest seq among lines.
 
-    seq: int
+    Lines are parsed cheaply first and fully checked (``decode``) from the largest seq down
+    until one is valid: a storm of resyncs (a lock file truncated again and again) reads many
+    tails, and checking every line of each would cost several times as much.
+    """
+    candidates: list[tuple[int, bytes]] = []
+    for piece in pieces:
+        try:
+            obj = orjson.loads(piece)
+        except orjson.JSONDecodeError:
+            continue
+        seq = obj.get("seq") if type(obj) is dict else None
+        if type(seq) is int and 1 <= seq <= SEQ_MAX:
+            candidates.append((seq, piece))
+    candidates.sort(key=lambda candidate: candidate[0], reverse=True)
+    for seq, piece in candidates:
+        try:
+            event = decode(piece)
+        except LineError:
+            continue
+        return _Last(seq, ts_ns(event["ts"]))
+    return _Last(0, 0)
+
+
+class Recovered(NamedTuple):
+    """What the tails of the log files say."""
+
+    seq: int  # the largest seq of a valid event (0 if there is none)
+    last_ns: int  # that event's ts, in ns since the epoch (0 if there is none)
     partial_line: bool  # trek.log ends in a line without its newline (a crash mid-write)
 
 
-def last_seq_in_files(logs: LogDir, backups: int, max_line_bytes: int) -> Recovered:
-    """The largest seq in the tails of trek.log and its kept rotations (0 if none).
+def last_event_in_files(logs: LogDir, backups: int, max_line_bytes: int) -> Recovered:
+    """The valid event with the largest seq in the tails of trek.log and its kept rotations.
 
     Missing files are skipped; a file that cannot be read raises AuditWriteError, since a seq
     it holds could otherwise be used again.
     """
-    best = 0
+    best = _Last(0, 0)
     partial_line = False
     for number in range(backups + 1):
         path = logs.rotated(number)
         try:
             with open(path, "rb") as file:
                 end = file.seek(0, os.SEEK_END)
-                found, last_byte = _last_seq_in_tail(file, end, max_line_bytes)
+                found, last_byte = _last_event_in_tail(file, end, max_line_bytes)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             continue
         except OSError as error:
             raise AuditWriteError(
                 f"cannot read {path} to recover seq: {describe(error)}", path, error
             ) from error
-        best = max(best, found)
+        if found.seq > best.seq:
+            best = found
         if number == 0:
             partial_line = end > 0 and last_byte != b"\n"
-    return Recovered(best, partial_line)
+    return Recovered(best.seq, best.ns, partial_line)
+
+
+class Position(NamedTuple):
+    """Where the next append goes on from: the last seq used and the time of its event."""
+
+    seq: int
+    last_ns: int
+
+
+def resume_position(state: State, tails: Recovered, own_seq: int, now_ns: int) -> Position:
+    """The position to go on from, given the state page, the tails and this process's last seq.
+
+    A sound page at or ahead of the tails is believed when its time is not before theirs (ts
+    never goes back in seq order) nor more than FUTURE_SLACK_NS past the clock: a page ahead of
+    the log is what a power failure that lost the log's last lines, a trek.log renamed away
+    or one rotated out with no backups leave. Any other page is passed over and the tails
+    decide; this process's own last seq is a floor in both cases.
+    """
+    horizon = now_ns + FUTURE_SLACK_NS
+    tails_ns = tails.last_ns if tails.last_ns <= horizon else 0
+    if state.sound and state.seq >= tails.seq and tails_ns <= state.last_ns <= horizon:
+        return Position(max(state.seq, own_seq), state.last_ns)
+    return Position(max(tails.seq, own_seq), tails_ns)

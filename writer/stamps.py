@@ -9,10 +9,11 @@ its parent's random bits.
 
 from __future__ import annotations
 
+import calendar
 import os
 import time
 
-__all__ = ["Stamper", "uuid7", "uuid7_random_parts", "uuid7_time_part"]
+__all__ = ["Stamper", "ts_ns", "uuid7", "uuid7_random_parts", "uuid7_time_part"]
 
 _SET_VERSION = bytes(0x70 | (b & 0x0F) for b in range(256))  # version 7 in the high nibble
 _SET_VARIANT = bytes(0x80 | (b & 0x3F) for b in range(256))  # RFC 9562 variant: 10xx
@@ -78,3 +79,11 @@ class Stamper:
             self._ts_second = second
             self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._ts_prefix}.{ns // 1000:06d}Z"
+
+
+def ts_ns(ts: str) -> int:
+    """The time in ns since the epoch of a ts as ``Stamper.ts`` writes it (a valid one)."""
+    second = calendar.timegm(
+        (int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), int(ts[11:13]), int(ts[14:16]), int(ts[17:19]))
+    )
+    return second * _NS_PER_S + int(ts[20:26]) * 1000

@@ -1,7 +1,7 @@
-"""The shared state page: the start of the writer's lock file, mapped by every writer.
+"""The shared state page: the start of the writer's lock file, read and written under its lock.
 
-Every writer of a log directory maps the lock file (``MAP_SHARED``), so what one writes under
-the file lock the next one reads without a system call. The page, little-endian::
+Every writer of a log directory keeps its position there, so what one writes under the file
+lock the next one reads with one system call. The page, little-endian::
 
     offset  field            meaning
     0       magic            b"TRKA" once written (a new or damaged page is not trusted)
@@ -12,6 +12,11 @@ the file lock the next one reads without a system call. The page, little-endian:
     32      last_ns          the time of the last event, in ns since the epoch
     40      path_checked_ns  when the C fast path last looked trek.log up by name
 
+The page is read and written with ``pread``/``pwrite``, never through a mapping: anyone who can
+write the lock file can truncate it, and touching a mapped page past the end of the file kills
+the process with SIGBUS. A short read (a truncated or shortened file) gives a page that is not
+``sound``, which the writer rebuilds from the log files as if the lock file were new.
+
 The C fast path reads the same layout from ``writer/_fastappend.h``; a test holds the two to
 each other. The Python code writes every field but the last, which is the C path's alone.
 """
@@ -21,8 +26,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import mmap
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import NamedTuple
@@ -30,6 +35,7 @@ from typing import NamedTuple
 from trek_audit.layout import LOG_FILE_MODE
 
 from .errors import AuditWriteError, describe
+from .line import SEQ_MAX, TS_END_NS
 
 __all__ = [
     "LAYOUT",
@@ -42,13 +48,14 @@ __all__ = [
     "close_lock_file",
     "open_lock_file",
     "read_state",
+    "restore_page",
     "write_state",
 ]
 
 MAGIC = b"TRKA"
 VERSION = 1
-# One page, written out in full when the lock file is made: the page gets its blocks then, so
-# writing through the mapping can never hit a full disk (which would be SIGBUS).
+# Written out in full when the lock file is made, so that the page has its disk block and
+# storing a state never needs a new one (which a full disk could refuse).
 PAGE_BYTES = 4096
 
 # Each field's struct code, in page order.
@@ -81,30 +88,57 @@ class State(NamedTuple):
     path_checked_ns: int
 
     @property
-    def written(self) -> bool:
-        """False for a new or damaged page, whose other fields mean nothing."""
-        return self.magic == MAGIC
+    def sound(self) -> bool:
+        """Whether this is a page a writer stored: its magic and version, seq and time in range.
+
+        False for a new, truncated or damaged page, whose fields mean nothing. A sound page
+        still says nothing about trek.log until its inode and size are seen to match.
+        """
+        return (
+            self.magic == MAGIC
+            and self.version == VERSION
+            and self.seq <= SEQ_MAX
+            and self.last_ns < TS_END_NS
+        )
 
 
-def read_state(page: mmap.mmap) -> State:
-    return State._make(LAYOUT.unpack_from(page))
+_BLANK = State(b"\0" * 4, 0, 0, 0, 0, 0, 0)
 
 
-def write_state(page: mmap.mmap, seq: int, ino: int, size: int, last_ns: int) -> None:
-    """Store the state after an append (or a rotation); path_checked_ns is left as it is."""
-    _WRITTEN.pack_into(page, 0, MAGIC, VERSION, seq, ino, size, last_ns)
+def read_state(fd: int) -> State:
+    """The state page of the open lock file ``fd``.
+
+    A blank (unsound) page if the file is too short or cannot be read: the writer then goes on
+    from the log files, and the lock itself still works.
+    """
+    try:
+        data = os.pread(fd, LAYOUT.size, 0)
+    except OSError:
+        return _BLANK
+    if len(data) < LAYOUT.size:
+        return _BLANK
+    return State._make(LAYOUT.unpack(data))
+
+
+def write_state(fd: int, seq: int, ino: int, size: int, last_ns: int) -> None:
+    """Store the state after an append (or a rotation); path_checked_ns is left as it is.
+
+    Raises OSError if it could not be stored whole.
+    """
+    data = _WRITTEN.pack(MAGIC, VERSION, seq, ino, size, last_ns)
+    if os.pwrite(fd, data, 0) != len(data):
+        raise OSError(errno.EIO, "short write of the writer state")
 
 
 class LockFile(NamedTuple):
-    """An open lock file: its descriptor, its inode and its state page, mapped."""
+    """An open lock file: its descriptor and its inode."""
 
     fd: int
     ino: int
-    page: mmap.mmap
 
 
 def open_lock_file(path: Path, log_path: str) -> LockFile:
-    """Open (creating if needed, mode 0640) the lock file of ``log_path`` and map its page.
+    """Open (creating if needed, mode 0640) the lock file of ``log_path``, with its page written.
 
     Raises AuditWriteError naming the lock file (and the log it serves) when that fails.
     """
@@ -121,13 +155,9 @@ def open_lock_file(path: Path, log_path: str) -> LockFile:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             st = os.fstat(fd)
-            if st.st_size < PAGE_BYTES:
-                # Real bytes rather than ftruncate: see PAGE_BYTES.
-                data = os.pread(fd, PAGE_BYTES, 0)
-                data += bytes(PAGE_BYTES - len(data))
-                if os.pwrite(fd, data, 0) != PAGE_BYTES:
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            page = mmap.mmap(fd, PAGE_BYTES, mmap.MAP_SHARED)
+            if not stat.S_ISREG(st.st_mode):  # e.g. a FIFO put in its place
+                raise OSError(errno.EINVAL, "not a regular file")
+            restore_page(fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     except OSError as error:
@@ -135,13 +165,26 @@ def open_lock_file(path: Path, log_path: str) -> LockFile:
         raise AuditWriteError(
             f"cannot prepare lock file {path}: {describe(error)}", path, error
         ) from error
-    return LockFile(fd, st.st_ino, page)
+    return LockFile(fd, st.st_ino)
 
 
-def close_lock_file(fd: int, page: mmap.mmap | None) -> None:
-    """Unmap the page and close the descriptor (-1 and None stand for nothing to close)."""
-    if page is not None:
-        page.close()
+def restore_page(fd: int) -> None:
+    """Give a new, truncated or shortened lock file its whole page again (zeros past its end).
+
+    Called with the lock held. Raises OSError if the page cannot be written.
+    """
+    size = os.fstat(fd).st_size
+    if size >= PAGE_BYTES:
+        return
+    # Real bytes rather than ftruncate: see PAGE_BYTES.
+    data = os.pread(fd, PAGE_BYTES, 0)
+    data += bytes(PAGE_BYTES - len(data))
+    if os.pwrite(fd, data, 0) != PAGE_BYTES:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def close_lock_file(fd: int) -> None:
+    """Close the lock file's descriptor (-1 stands for nothing to close)."""
     if fd >= 0:
         with contextlib.suppress(OSError):
             os.close(fd)

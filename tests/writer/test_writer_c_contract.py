@@ -1,7 +1,7 @@
-"""writer/_fastappend.h holds the state page, placeholder and line breakers the Python side has.
+"""writer/_fastappend.h holds the state page, ranges, placeholder and line breakers of Python.
 
 The C fast path and the Python writer share the state page (writer/state.py) and write the
-same lines (writer/line.py); these tests hold the header to both.
+same lines within the same ranges (writer/line.py); these tests hold the header to both.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 import trek_audit.writer.appender as appender
-from trek_audit.writer.line import LINE_BREAKERS, PLACEHOLDER
+from trek_audit.writer.line import LINE_BREAKERS, PLACEHOLDER, SEQ_MAX, TS_END_NS
 from trek_audit.writer.state import LAYOUT, MAGIC, OFFSETS, VERSION, State
 
 SOURCE = Path(appender.__file__).parent / "_fastappend.c"
@@ -65,6 +65,12 @@ def test_the_c_header_declares_the_state_page_as_state_py_lays_it_out() -> None:
     assert defines["STATE_VERSION"] == VERSION
 
 
+def test_the_c_header_has_the_seq_and_ts_ranges_of_line_py() -> None:
+    defines = header_defines()
+    assert defines["SEQ_MAX"] == SEQ_MAX == 2**63 - 1
+    assert defines["TS_END_NS"] == TS_END_NS
+
+
 def test_the_c_header_has_the_placeholder_and_line_breakers_of_line_py() -> None:
     defines = header_defines()
     assert defines["PLACEHOLDER"] == PLACEHOLDER
@@ -84,9 +90,10 @@ def test_the_c_source_takes_offsets_and_strings_from_the_header_only() -> None:
     source = SOURCE.read_text()
     assert '#include "_fastappend.h"' in source
     assert re.search(r"state \+ \d", source) is None, "a literal offset into the state page"
-    for name in ("STATE_", "PLACEHOLDER ", "LINE_BREAKER_"):
+    for name in ("STATE_", "PLACEHOLDER ", "LINE_BREAKER_", "SEQ_MAX", "TS_END_NS"):
         assert f"#define {name}" not in source
     assert "TRKA" not in source and "\\xe2" not in source.lower()
+    assert str(SEQ_MAX) not in source and str(TS_END_NS) not in source
 
 
 def test_orjson_writes_an_event_with_placeholders_as_the_placeholder_says() -> None:
@@ -95,7 +102,8 @@ def test_orjson_writes_an_event_with_placeholders_as_the_placeholder_says() -> N
 
 
 @needs_c
-def test_the_built_extension_was_compiled_with_the_placeholder_of_line_py() -> None:
+def test_the_built_extension_was_compiled_with_the_placeholder_and_ranges_of_line_py() -> None:
     from trek_audit.writer import _fastappend
 
     assert _fastappend.PLACEHOLDER.encode() == PLACEHOLDER
+    assert (_fastappend.SEQ_MAX, _fastappend.TS_END_NS) == (SEQ_MAX, TS_END_NS)

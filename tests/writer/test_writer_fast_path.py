@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 import trek_audit.writer.appender as appender
 from trek_audit.settings import Settings
 from trek_audit.writer import AuditWriter, encode
-from trek_audit.writer.line import Event, check_details, check_user
-from trek_audit.writer.state import OFFSETS, read_state, write_state
+from trek_audit.writer.line import SEQ_MAX, TS_END_NS, Event, check_details, check_user
+from trek_audit.writer.state import LAYOUT, State, read_state, write_state
 
 from .writer_support import seqs
 
@@ -204,15 +204,13 @@ def test_ts_is_clamped_to_the_last_one_in_the_state_when_the_clock_is_behind(
 ) -> None:
     with AuditWriter(log_dir) as w:
         w.record("user.login")
-        page = w._page
-        assert page is not None
         future_ns = 4102444800_123456_000  # 2100-01-01T00:00:00.123456Z
-        state = read_state(page)
-        write_state(page, state.seq, state.ino, state.size, future_ns)
+        state = read_state(w._lock_fd)
+        write_state(w._lock_fd, state.seq, state.ino, state.size, future_ns)
         event = w.record("user.login")
         assert event["ts"] == "2100-01-01T00:00:00.123456Z"
         assert event["id"].startswith(f"{future_ns // 1_000_000:012x}"[:8])
-        assert read_state(page).last_ns == future_ns
+        assert read_state(w._lock_fd).last_ns == future_ns
     assert seqs(log_dir) == [1, 2]
 
 
@@ -249,6 +247,7 @@ class Prepared:
         self.writer = AuditWriter(log_dir)
         self.writer.record("user.login")
         self.log = log_dir / "trek.log"
+        self.lock = log_dir / ".trek-audit.lock"
         self.event: dict[str, Any] = {
             "v": 1,
             "id": "",
@@ -267,9 +266,7 @@ class Prepared:
             "lock_fd": w._lock_fd,
             "log_fd": w._fd,
             "log_ino": w._fd_ino,
-            "state": w._page,
             "path": w._path_bytes,
-            "event": self.event,
             "body": orjson.dumps(self.event, option=orjson.OPT_APPEND_NEWLINE),
             "max_bytes": w.max_bytes,
             "max_line_bytes": w.max_line_bytes,
@@ -278,27 +275,34 @@ class Prepared:
         values.update(changes)
         return list(values.values())
 
+    def state(self) -> State:
+        return read_state(self.writer._lock_fd)
+
+    def store(self, **fields: Any) -> None:
+        """Overwrite fields of the state page, as a damaged or hostile lock file would."""
+        page = bytearray(os.pread(self.writer._lock_fd, LAYOUT.size, 0))
+        LAYOUT.pack_into(page, 0, *self.state()._replace(**fields))
+        os.pwrite(self.writer._lock_fd, bytes(page), 0)
+
     def snapshot(self) -> tuple[bytes, bytes]:
-        """trek.log and the state page, without the time of the C path's last look-up of
-        trek.log, which it may note even when it hands back."""
-        page = self.writer._page
-        assert page is not None
-        return self.log.read_bytes(), bytes(page[: OFFSETS["path_checked_ns"]])
+        """trek.log and the whole lock file, the time of the last look-up of trek.log included."""
+        return self.log.read_bytes(), self.lock.read_bytes()
 
 
 @needs_c
-def test_fast_append_writes_the_line_and_returns_its_seq(log_dir: Path) -> None:
+def test_fast_append_writes_the_line_and_returns_its_id_seq_and_ts(log_dir: Path) -> None:
     prepared = Prepared(log_dir)
     fast_append = appender._fast_append
     assert fast_append is not None
     before, _ = prepared.snapshot()
-    assert fast_append(*prepared.args()) == 2
+    event_id, seq, ts = fast_append(*prepared.args())
+    assert seq == 2
     after, _ = prepared.snapshot()
-    assert after == before + encode(cast(Event, prepared.event))
-    page = prepared.writer._page
-    assert page is not None
-    state = read_state(page)
+    written = cast(Event, {**prepared.event, "id": event_id, "seq": seq, "ts": ts})
+    assert after == before + encode(written)
+    state = prepared.state()
     assert (state.seq, state.ino, state.size) == (2, prepared.writer._fd_ino, len(after))
+    assert prepared.event["id"] == "", "append leaves the caller's event alone"
     prepared.writer.close()
 
 
@@ -314,10 +318,24 @@ def _unlinked(prepared: Prepared) -> dict[str, Any]:
 
 
 def _damaged_state(prepared: Prepared) -> dict[str, Any]:
-    page = prepared.writer._page
-    assert page is not None
-    page[0:4] = b"XXXX"
+    prepared.store(magic=b"XXXX")
     return {}
+
+
+def _truncated_lock_file(size: int) -> Callable[[Prepared], dict[str, Any]]:
+    def truncate(prepared: Prepared) -> dict[str, Any]:
+        os.truncate(prepared.lock, size)
+        return {}
+
+    return truncate
+
+
+def _stored(**fields: Any) -> Callable[[Prepared], dict[str, Any]]:
+    def store(prepared: Prepared) -> dict[str, Any]:
+        prepared.store(**fields)
+        return {}
+
+    return store
 
 
 def _read_only_descriptor(prepared: Prepared) -> dict[str, Any]:
@@ -332,8 +350,16 @@ HAND_BACKS: list[tuple[str, Callable[[Prepared], dict[str, Any]]]] = [
     ("outside-append", _outside_append),
     ("trek-log-unlinked", _unlinked),
     ("damaged-state", _damaged_state),
+    ("lock-file-truncated-to-nothing", _truncated_lock_file(0)),
+    ("lock-file-cut-in-the-state", _truncated_lock_file(20)),
+    ("lock-file-one-byte-short", _truncated_lock_file(LAYOUT.size - 1)),
+    ("state-of-another-version", _stored(version=2)),
+    ("seq-at-the-largest-the-format-allows", _stored(seq=SEQ_MAX)),
+    ("seq-at-the-largest-the-page-holds", _stored(seq=2**64 - 1)),
+    ("last-ts-past-the-range", _stored(last_ns=TS_END_NS)),
     ("failed-write", _read_only_descriptor),
-    ("no-state-yet", lambda p: {"state": None}),
+    ("no-lock-file-yet", lambda p: {"lock_fd": -1}),
+    ("no-trek-log-yet", lambda p: {"log_fd": -1}),
 ]
 
 
@@ -345,19 +371,67 @@ def test_fast_append_hands_back_without_touching_anything(
     prepared = Prepared(log_dir)
     fast_append = appender._fast_append
     assert fast_append is not None
+    # Due for a look-up of trek.log by name, which happens (when it does) before some of the
+    # checks that hand back: its time must not be stored either.
+    prepared.store(path_checked_ns=0)
     changes = change(prepared)
     before = prepared.snapshot() if prepared.log.exists() else None
     try:
-        assert fast_append(*prepared.args(**changes)) == 0
+        assert fast_append(*prepared.args(**changes)) is None
         if before is not None:
             assert prepared.snapshot() == before
-        assert (prepared.event["id"], prepared.event["seq"], prepared.event["ts"]) == ("", 0, "")
         # ...and the lock is free again.
         fcntl.flock(prepared.writer._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         fcntl.flock(prepared.writer._lock_fd, fcntl.LOCK_UN)
     finally:
-        if "log_fd" in changes:
+        if "log_fd" in changes and changes["log_fd"] >= 0:
             os.close(changes["log_fd"])
+        prepared.writer.close()
+
+
+BAD_ARGUMENTS: list[tuple[str, Callable[[Prepared], dict[str, Any]], type[Exception]]] = [
+    ("descriptor-as-bool", lambda p: {"log_fd": True}, TypeError),
+    ("descriptor-as-float", lambda p: {"lock_fd": float(p.writer._lock_fd)}, TypeError),
+    ("descriptor-as-str", lambda p: {"log_fd": str(p.writer._fd)}, TypeError),
+    ("descriptor-as-int-subclass", lambda p: {"log_fd": _Index(p.writer._fd)}, TypeError),
+    # Cast to a C int, 2**32 + n would be n: the line would go to whatever file n is.
+    ("descriptor-past-int", lambda p: {"log_fd": 2**32 + p.writer._fd}, OverflowError),
+    (
+        "descriptor-far-below-int",
+        lambda p: {"lock_fd": -(2**32) + p.writer._lock_fd},
+        OverflowError,
+    ),
+    ("inode-as-float", lambda p: {"log_ino": float(p.writer._fd_ino)}, TypeError),
+    ("negative-size-limit", lambda p: {"file_size_limit": -1}, ValueError),
+    ("negative-max-bytes", lambda p: {"max_bytes": -(2**62)}, ValueError),
+    ("path-as-str", lambda p: {"path": os.fsdecode(p.writer._path_bytes)}, TypeError),
+    ("path-with-a-nul-byte", lambda p: {"path": p.writer._path_bytes + b"\0x"}, ValueError),
+    ("body-not-an-event", lambda p: {"body": b'{"v":2}\n'}, ValueError),
+]
+
+
+class _Index(int):
+    """An int subclass: what a descriptor must not be taken from."""
+
+
+@needs_c
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [(change, error) for _, change, error in BAD_ARGUMENTS],
+    ids=[name for name, _, _ in BAD_ARGUMENTS],
+)
+def test_fast_append_refuses_arguments_of_the_wrong_kind_before_touching_anything(
+    log_dir: Path, change: Callable[[Prepared], dict[str, Any]], error: type[Exception]
+) -> None:
+    prepared = Prepared(log_dir)
+    fast_append = appender._fast_append
+    assert fast_append is not None
+    before = prepared.snapshot()
+    try:
+        with pytest.raises(error):
+            fast_append(*prepared.args(**change(prepared)))
+        assert prepared.snapshot() == before
+    finally:
         prepared.writer.close()
 
 
@@ -380,7 +454,7 @@ def test_fast_append_truncates_a_short_write_away_and_hands_back(log_dir: Path) 
             size_after = prepared.log.stat().st_size
             resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
             again = fast_append(*prepared.args())
-            os.write(write_end, f"{short} {limit - 60 - size_after} {again}".encode())
+            os.write(write_end, f"{short} {limit - 60 - size_after} {again[1]}".encode())
         finally:
             os._exit(0)
     os.close(write_end)
@@ -388,7 +462,7 @@ def test_fast_append_truncates_a_short_write_away_and_hands_back(log_dir: Path) 
         result = reader.read()
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
     # Handed back with trek.log as it was, then fine once the limit was lifted.
-    assert result == b"0 0 2"
+    assert result == b"None 0 2"
     assert seqs(log_dir) == [1, 2]  # no piece of the short write is left
 
 
@@ -440,6 +514,64 @@ def test_c_details_check_leaves_very_deep_details_to_python() -> None:
         inner = inner["x"]
     assert plain_details(deep) is False
     assert plain_details({"x": [[[{"y": 1}]]]}) is True
+
+
+# A user dict whose second key hashes like "username" but is a str subclass: looking "username"
+# up compares the two, which runs its __eq__, which drops the only reference to the id looked up
+# just before. C that kept using that id read freed memory (and corrupted the heap).
+COLLIDING_KEY = """
+    import sys
+    from trek_audit.writer import AuditWriter
+
+    class Username(str):
+        def __hash__(self):
+            return hash("username")
+
+        def __eq__(self, other):
+            user["id"] = 0
+            return str.__eq__(self, other)
+
+    users = set()
+    with AuditWriter(sys.argv[1], fast_path=sys.argv[2] == "c") as w:
+        for n in range(2000):
+            user = {"id": 7 * 10**15 + n, Username("username"): "alice"}  # the id's only holder
+            users.add(repr(w.record("user.login", user=user)["user"]))
+            reuse = [10**12 + i for i in range(50)]  # new ints, in the memory of freed ones
+    print(*users, sep="\\n")
+"""
+
+
+def test_a_user_key_that_runs_code_when_compared_cannot_free_what_the_check_holds(
+    log_dir: Path, writer_path: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(COLLIDING_KEY), str(log_dir), writer_path],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"the writer's process died ({result.returncode})"
+    assert result.stdout.splitlines() == ["{'id': 0, 'username': 'alice', 'email': None}"]
+    assert len(seqs(log_dir)) == 2000
+
+
+@needs_c
+def test_c_user_check_leaves_a_dict_with_keys_that_are_not_plain_str_to_python() -> None:
+    canonical_user = appender._canonical_user
+    assert canonical_user is not None
+
+    class Key(str):
+        pass
+
+    assert canonical_user({Key("id"): 1}) is None
+    assert canonical_user({"id": 1, Key("email"): "a@example.com"}) is None
+    assert canonical_user({"id": 1, "email": "a@example.com"}) == {
+        "id": 1,
+        "username": None,
+        "email": "a@example.com",
+    }
 
 
 users = st.dictionaries(

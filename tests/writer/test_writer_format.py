@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trek_audit.writer as writer
-from trek_audit.writer import AuditWriter, decode, encode
+from trek_audit.writer import AuditWriter, LineError, decode, encode
+from trek_audit.writer.line import SEQ_MAX, TS_END_NS, TS_FIRST, TS_LAST, TS_PATTERN
+from trek_audit.writer.stamps import ts_ns
 
 from .writer_support import read_events, seqs
 
@@ -230,3 +232,111 @@ def test_a_relative_log_dir_stays_where_it_was_when_the_process_changes_director
         w.record("user.logout")
     assert seqs(tmp_path / "logs") == [1, 2]
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+# -- the ranges of seq and ts: what the format documents, decode enforces and the schema says --
+
+
+def _line(**changes: Any) -> bytes:
+    event = {
+        "v": 1,
+        "id": "01a2184a-8918-792c-b8f0-d42c0e76878a",
+        "seq": 1,
+        "ts": "2026-11-26T14:37:47.672481Z",
+        "action": "user.login",
+        "user": None,
+        "resource": None,
+        "ip": None,
+        "details": None,
+    }
+    return json.dumps({**event, **changes}).encode()
+
+
+def _valid(line: bytes) -> bool:
+    """What decode says, after checking that the JSON Schema says the same."""
+    try:
+        decode(line)
+    except LineError:
+        valid = False
+    else:
+        valid = True
+    assert VALIDATOR.is_valid(json.loads(line)) is valid, line
+    return valid
+
+
+SEQS = [
+    (1, True),
+    (SEQ_MAX, True),
+    (0, False),
+    (-1, False),
+    (SEQ_MAX + 1, False),  # would not fit SQLite's INTEGER
+    (2**64 - 1, False),  # what a wrapped 64-bit state page held
+]
+
+
+@pytest.mark.parametrize(("seq", "valid"), SEQS, ids=[str(seq) for seq, _ in SEQS])
+def test_seq_is_valid_from_1_to_the_largest_signed_64_bit_integer(seq: int, valid: bool) -> None:
+    assert _valid(_line(seq=seq)) is valid
+
+
+def test_a_seq_past_the_range_is_rejected_with_a_reason() -> None:
+    with pytest.raises(LineError, match="seq larger than a 64-bit integer"):
+        decode(_line(seq=SEQ_MAX + 1))
+
+
+TIMESTAMPS = [
+    (TS_FIRST, True),
+    (TS_LAST, True),
+    ("2024-02-29T12:00:00.000000Z", True),
+    ("2000-02-29T12:00:00.000000Z", True),  # divisible by 400: a leap year
+    ("2260-02-29T23:59:59.999999Z", True),
+    ("2026-02-30T12:00:00.000000Z", False),
+    ("2026-04-31T12:00:00.000000Z", False),
+    ("2023-02-29T12:00:00.000000Z", False),
+    ("2100-02-29T12:00:00.000000Z", False),  # divisible by 100, not by 400
+    ("0000-01-01T00:00:00.000000Z", False),
+    ("1969-12-31T23:59:59.999999Z", False),  # before the epoch
+    ("2262-01-01T00:00:00.000000Z", False),  # past the range
+    ("9999-12-31T23:59:59.999999Z", False),
+    ("2026-11-26T23:59:60.000000Z", False),  # leap seconds are not instants of UTC's count
+    ("2026-11-26T24:00:00.000000Z", False),
+    ("2026-11-26T14:37:47.672481+00:00", False),
+    ("2026-11-26T14:37:47Z", False),
+    ("\uff12\uff10\uff12\uff16-11-26T14:37:47.672481Z", False),  # fullwidth digits
+    ("\u0662\u0660\u0662\u0666-11-26T14:37:47.672481Z", False),  # Arabic-Indic digits
+]
+
+
+@pytest.mark.parametrize(("ts", "valid"), TIMESTAMPS, ids=[ts for ts, _ in TIMESTAMPS])
+def test_ts_is_valid_only_as_a_real_instant_of_the_range(ts: str, valid: bool) -> None:
+    assert _valid(_line(ts=ts)) is valid
+
+
+def test_the_ts_pattern_takes_every_real_day_of_the_range_and_no_other_day() -> None:
+    first, last = date(1970, 1, 1), date(2261, 12, 31)
+    for ordinal in range(first.toordinal(), last.toordinal() + 1):
+        day = date.fromordinal(ordinal).isoformat()
+        assert TS_PATTERN.fullmatch(f"{day}T00:00:00.000000Z"), day
+    for year in (1969, *range(first.year, last.year + 1), 2262):
+        for month in range(1, 13):
+            for day_of_month in (0, 29, 30, 31, 32):
+                try:
+                    real = first <= date(year, month, day_of_month) <= last
+                except ValueError:
+                    real = False
+                ts = f"{year:04d}-{month:02d}-{day_of_month:02d}T00:00:00.000000Z"
+                assert (TS_PATTERN.fullmatch(ts) is not None) is real, ts
+
+
+def test_the_schema_states_the_ranges_of_line_py() -> None:
+    assert SCHEMA["properties"]["seq"]["maximum"] == SEQ_MAX
+    assert SCHEMA["properties"]["ts"]["pattern"] == f"^{TS_PATTERN.pattern}$"
+
+
+def test_ts_end_ns_is_the_first_nanosecond_past_the_last_ts() -> None:
+    last = datetime.strptime(TS_LAST, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    first = datetime.strptime(TS_FIRST, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert first == datetime.fromtimestamp(0, UTC)
+    assert int(last.timestamp()) * 10**9 + last.microsecond * 1000 + 1000 == TS_END_NS
+    assert TS_END_NS <= 2**63 - 1  # ns since the epoch fit a signed 64-bit integer
+    assert ts_ns(TS_LAST) == TS_END_NS - 1000

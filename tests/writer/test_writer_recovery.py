@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trek_audit.writer.appender as appender
-from trek_audit.writer import AuditWriteError, AuditWriter
+from trek_audit.writer import AuditWriteError, AuditWriter, decode
+from trek_audit.writer.line import ACTION_PATTERN, SEQ_MAX, TS_PATTERN
+from trek_audit.writer.stamps import ts_ns
 
 from .writer_support import assert_no_gaps, seqs
 
@@ -180,3 +187,161 @@ def test_a_partial_last_line_that_another_writer_ended_gets_no_blank_line_after_
     lines = (log_dir / "trek.log").read_bytes().split(b"\n")
     assert lines[1] == b'{"v":1,"id":"torn'
     assert [b'"seq":2' in lines[2], b'"seq":3' in lines[3], lines[4:]] == [True, True, [b""]]
+
+
+# -- only valid events count: nothing is continued from a line the writer could not have written
+
+
+def _foreign_line(seq: int, ts: str = "2026-11-26T14:37:47.672481Z") -> bytes:
+    """A line another program appended, with the writer's keys and the given seq and ts."""
+    return (
+        b'{"v":1,"id":"0000-foreign","seq":%d,"ts":"%s","action":"user.login","user":null,'
+        b'"resource":null,"ip":null,"details":null}\n' % (seq, ts.encode())
+    )
+
+
+INVALID_FOREIGN_LINES = [
+    ("seq-past-the-range", _foreign_line(2**63)),
+    ("seq-at-the-top-of-64-bits", _foreign_line(2**64 - 1)),
+    ("no-such-day", _foreign_line(10, "2026-02-30T12:00:00.000000Z")),
+    ("year-0000", _foreign_line(10, "0000-01-01T00:00:00.000000Z")),
+]
+
+
+@pytest.mark.parametrize(
+    "line", [line for _, line in INVALID_FOREIGN_LINES], ids=[n for n, _ in INVALID_FOREIGN_LINES]
+)
+def test_a_line_that_is_no_valid_event_is_passed_over_when_seq_is_recovered(
+    log_dir: Path, line: bytes
+) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        w.record("user.login")
+        with open(log_dir / "trek.log", "ab") as log:
+            log.write(line)
+        assert w.record("user.login")["seq"] == 3
+        assert w.record("user.login")["seq"] == 4
+    lines = (log_dir / "trek.log").read_bytes().splitlines(keepends=True)
+    assert lines[2] == line
+    assert [decode(raw)["seq"] for raw in lines[:2] + lines[3:]] == [1, 2, 3, 4]
+
+
+def test_a_valid_line_with_the_largest_seq_stops_the_writer_before_it_writes(log_dir: Path) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        with open(log_dir / "trek.log", "ab") as log:
+            log.write(_foreign_line(2**63 - 1))
+        before = (log_dir / "trek.log").read_bytes()
+        for _ in range(2):  # a retry writes nothing either
+            with pytest.raises(AuditWriteError, match="largest the line format allows") as raised:
+                w.record("user.login")
+            assert raised.value.path == str(log_dir / "trek.log")
+            assert (log_dir / "trek.log").read_bytes() == before
+
+
+def test_a_line_from_far_in_the_future_does_not_hold_every_later_ts_still(log_dir: Path) -> None:
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+        with open(log_dir / "trek.log", "ab") as log:
+            log.write(_foreign_line(2, "2200-01-01T00:00:00.000000Z"))
+        before = time.time_ns()
+        event = w.record("user.login")
+    assert event["seq"] == 3  # its seq is used: never twice
+    assert event["ts"] < "2200" and ts_ns(event["ts"]) >= before // 1000 * 1000
+
+
+def _event_line(**changes: Any) -> bytes:
+    event: dict[str, Any] = {
+        "v": 1,
+        "id": "0000-another-program",
+        "seq": 1,
+        "ts": "2026-11-26T14:37:47.672481Z",
+        "action": "user.login",
+        "user": None,
+        "resource": None,
+        "ip": None,
+        "details": None,
+    }
+    event.update(changes)
+    kept = {key: value for key, value in event.items() if value is not _DROP}
+    return json.dumps(kept, separators=(",", ":")).encode()  # ints past 64 bits too
+
+
+_DROP = object()  # a key left out
+_BAD_TS = st.sampled_from(
+    [
+        "2026-02-30T12:00:00.000000Z",
+        "0000-01-01T00:00:00.000000Z",
+        "1969-12-31T23:59:59.999999Z",
+        "2262-01-01T00:00:00.000000Z",
+        "2026-11-26T14:37:47Z",
+        "2026-11-26 14:37:47.672481",
+        "",
+    ]
+) | st.text(max_size=30).filter(lambda ts: TS_PATTERN.fullmatch(ts) is None)
+_NOT_STR = st.one_of(
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_DROPPED = st.just(_DROP)
+# For each key, values that make an otherwise valid event invalid.
+_WRONG_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "v": st.one_of(st.integers().filter(lambda v: v != 1), st.just(True), st.none(), _DROPPED),
+    "id": st.one_of(st.just(""), st.text(min_size=129), st.none(), _NOT_STR, _DROPPED),
+    "action": st.one_of(
+        st.text(max_size=12).filter(lambda a: ACTION_PATTERN.fullmatch(a) is None),
+        st.none(),
+        _NOT_STR,
+        _DROPPED,
+    ),
+    "user": st.one_of(
+        st.text(max_size=4), st.integers(), st.just({"id": 1}), st.just({"id": "1"}), _DROPPED
+    ),
+    "resource": _NOT_STR | _DROPPED,
+    "ip": _NOT_STR | _DROPPED,
+    "details": st.one_of(st.text(max_size=4), st.integers(), st.lists(st.none()), _DROPPED),
+}
+_LARGE_SEQ = st.integers(min_value=1, max_value=SEQ_MAX)
+_INVALID_LINES = st.one_of(
+    st.builds(lambda seq: _event_line(seq=seq), st.integers(max_value=0)),
+    st.builds(
+        lambda seq: _event_line(seq=seq), st.integers(min_value=SEQ_MAX + 1, max_value=2**64)
+    ),
+    st.builds(
+        lambda seq: _event_line(seq=seq),
+        st.one_of(st.none(), _DROPPED, st.booleans(), st.floats(), st.text(max_size=4)),
+    ),
+    st.builds(lambda seq, ts: _event_line(seq=seq, ts=ts), _LARGE_SEQ, _BAD_TS | _NOT_STR),
+    st.sampled_from(sorted(_WRONG_VALUES)).flatmap(
+        lambda key: st.builds(
+            lambda seq, value: _event_line(seq=seq, **{key: value}), _LARGE_SEQ, _WRONG_VALUES[key]
+        )
+    ),
+    st.builds(lambda seq: _event_line(seq=seq, extra=1), _LARGE_SEQ),
+    st.builds(lambda seq: _event_line(seq=seq)[:-1], _LARGE_SEQ),  # cut short
+    st.binary(max_size=40).map(lambda data: data.replace(b"\n", b"")),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.integers(min_value=1, max_value=10**6).map(lambda seq: (_event_line(seq=seq), seq)),
+            _INVALID_LINES.map(lambda line: (line, 0)),
+        ),
+        max_size=12,
+    )
+)
+def test_seq_is_recovered_from_the_valid_events_among_hostile_lines_only(
+    lines: list[tuple[bytes, int]],
+) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        log_dir = Path(scratch)
+        (log_dir / "trek.log").write_bytes(b"".join(line + b"\n" for line, _ in lines))
+        with AuditWriter(log_dir) as w:
+            event = w.record("user.login")
+        assert event["seq"] == max((seq for _, seq in lines), default=0) + 1
