@@ -45,6 +45,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "trek_audit.webui.cli:admin",
         "Manage panel accounts (stored in <data>/accounts.db).",
     ),
+    "backup": LazyCommand(
+        "trek_audit.store.cli:backup",
+        "Copy the audit database to DESTINATION while it is in use, as one consistent snapshot.",
+    ),
 }
 
 

@@ -187,7 +187,24 @@ SETTINGS: dict[str, Setting] = {
             "lag_warn_bytes",
             "65536",
             parse_non_negative_int,
-            "The panel's banner shows when this many bytes of log are not yet indexed.",
+            "The panel's banner shows, and health turns degraded, when more than this many "
+            "bytes of log are not yet indexed.",
+        ),
+        Setting(
+            "TREK_METRICS_TOKEN",
+            "metrics_token",
+            "",
+            str,
+            "Bearer token that lets a scraper read /metrics without a session; empty = only an "
+            "admin's session may.",
+        ),
+        Setting(
+            "TREK_FOLLOWER_EXPECTED",
+            "follower_expected",
+            "true",
+            parse_bool,
+            "Whether an indexer is meant to follow the log (`index`, or the one `serve` runs); "
+            "false where `index --once` runs from cron: health then ignores whether one runs.",
         ),
     )
 }
@@ -216,6 +233,8 @@ class Settings:
     admin_password: str = _default("TREK_ADMIN_PASSWORD")
     cookie_secure: bool = _default("TREK_COOKIE_SECURE")
     lag_warn_bytes: int = _default("TREK_LAG_WARN_BYTES")
+    metrics_token: str = _default("TREK_METRICS_TOKEN")
+    follower_expected: bool = _default("TREK_FOLLOWER_EXPECTED")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

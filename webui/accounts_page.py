@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
+from .account_change import account_change
 from .accounts import ROLES, AccountError
 from .security import current_account, require_admin
-from .state import current_state, record_event
+from .state import current_state, record_or_refuse
 
 __all__ = ["accounts_page"]
 
@@ -27,19 +28,23 @@ def accounts() -> tuple[str, int]:
         try:
             if password != request.form.get("confirm_password", ""):
                 raise AccountError("the passwords differ")
-            account = state.accounts.create(
-                username, password, role, request.form.get("email", "").strip() or None
-            )
+            # Committed only once the event is recorded; a 503 from record_or_refuse rolls
+            # the new account back.
+            with account_change(state.accounts_db) as accounts:
+                account = accounts.create(
+                    username, password, role, request.form.get("email", "").strip() or None
+                )
+                record_or_refuse(
+                    "admin.user_create",
+                    f"the account {account.username!r} was not created",
+                    account=current_account(),
+                    resource=account.username,
+                    details={"username": account.username, "role": account.role, "id": account.id},
+                )
         except AccountError as problem:
             error, status = str(problem), 400
         else:
             created = account.username
-            record_event(
-                "admin.user_create",
-                account=current_account(),
-                resource=account.username,
-                details={"username": account.username, "role": account.role, "id": account.id},
-            )
     page = render_template(
         "accounts.html", accounts=state.accounts.all(), roles=ROLES, error=error, created=created
     )

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 
 from trek_audit.store import AuditQuery, read_status
+from trek_audit.store.health import indexer_state
+from trek_audit.store.supervisor import read_supervisor_state
 
 __all__ = ["BEHIND_SECONDS", "indexer_warnings"]
 
@@ -27,8 +29,14 @@ def indexer_warnings(data_dir: Path, db: AuditQuery | None, lag_warn_bytes: int)
         warnings.append(
             "There is no audit database yet: the indexer has not run on this data directory."
         )
-    if not status.get("running"):
-        warnings.append("The indexer is not running: new events are not being indexed.")
+    indexer = indexer_state(bool(status.get("running")), read_supervisor_state(data_dir))
+    if not indexer.running:
+        restarted = (
+            f" trek-audit serve is restarting it ({indexer.restarts} restart(s) so far)."
+            if indexer.supervisor_pid is not None
+            else ""
+        )
+        warnings.append(f"The indexer is not running: new events are not being indexed.{restarted}")
     lag = int(status.get("lag_bytes") or 0)
     if lag > 0:
         age = _seconds_since(status.get("last_indexed_at"))

@@ -11,7 +11,8 @@ import click
 from trek_audit.options import data_dir_option, load_settings
 from trek_audit.settings import Settings
 
-from .accounts import ROLES, AccountError, Accounts
+from .account_change import account_change
+from .accounts import ROLES, AccountError
 from .accounts_db import AccountsDB
 
 __all__ = ["admin", "serve"]
@@ -30,9 +31,11 @@ __all__ = ["admin", "serve"]
 def serve(data_dir: Path | None, host: str, port: int, workers: int | None) -> None:
     """Serve the admin panel on gunicorn, with the indexer for the data directory.
 
-    Starts the indexer (unless one already runs on the data directory), creates the
-    `admin` account on first start (password from TREK_ADMIN_PASSWORD, or random and
-    printed once), then serves until Ctrl-C.
+    Starts the indexer (unless one already runs on the data directory) and restarts it if
+    it stops, creates the `admin` account on first start (password from
+    TREK_ADMIN_PASSWORD, or random and printed once, last), then serves until Ctrl-C or
+    SIGTERM, which stop both cleanly (exit status 0). A port in use ends it at once
+    (exit status 1).
 
     \b
     Examples:
@@ -40,15 +43,29 @@ def serve(data_dir: Path | None, host: str, port: int, workers: int | None) -> N
         trek-audit serve --host 0.0.0.0 --port 8080 --workers 4
         TREK_DATA_DIR=/srv/trek/data TREK_COOKIE_SECURE=1 trek-audit serve
     """
+    from trek_audit.writer import AuditWriteError
+
     from .secret_key import SecretKeyError
-    from .serve import default_workers
+    from .serve import CannotListen, default_workers
     from .serve import serve as run
 
     settings = load_settings(data_dir=data_dir)
     try:
-        run(settings, host, port, workers or default_workers(), click.echo)
-    except SecretKeyError as error:
+        status = run(
+            settings, host, port, workers or default_workers(), click.echo, _echo_to_stderr
+        )
+    except (SecretKeyError, CannotListen) as error:
         raise click.ClickException(str(error)) from None
+    except AuditWriteError as error:
+        raise click.ClickException(
+            f"the audit log cannot be written, so the first admin account was not created: {error}"
+        ) from None
+    if status:
+        sys.exit(status)
+
+
+def _echo_to_stderr(message: str) -> None:
+    click.echo(message, err=True)
 
 
 @click.group("admin")
@@ -91,21 +108,22 @@ def create(
     settings = load_settings(data_dir=data_dir)
     password = _read_password(password_stdin)
     try:
-        with AccountsDB(settings.data.accounts_db) as db:
-            account = Accounts(db).create(name, password, role, email)
+        with AccountsDB(settings.data.accounts_db) as db, account_change(db) as accounts:
+            account = accounts.create(name, password, role, email)
+            _record_or_refuse(
+                settings,
+                "admin.user_create",
+                f"the account {name!r} was not created",
+                resource=account.username,
+                details={
+                    "username": account.username,
+                    "role": account.role,
+                    "id": account.id,
+                    "via": "cli",
+                },
+            )
     except AccountError as error:
         raise click.ClickException(str(error)) from None
-    _record(
-        settings,
-        "admin.user_create",
-        resource=account.username,
-        details={
-            "username": account.username,
-            "role": account.role,
-            "id": account.id,
-            "via": "cli",
-        },
-    )
     click.echo(f"created {role} account {name!r}")
 
 
@@ -124,24 +142,35 @@ def set_password(data_dir: Path | None, name: str, password_stdin: bool) -> None
     settings = load_settings(data_dir=data_dir)
     password = _read_password(password_stdin)
     try:
-        with AccountsDB(settings.data.accounts_db) as db:
-            account = Accounts(db).set_password(name, password)
+        with AccountsDB(settings.data.accounts_db) as db, account_change(db) as accounts:
+            account = accounts.set_password(name, password)
+            _record_or_refuse(
+                settings,
+                "user.password_change",
+                f"the password of {name!r} was not changed",
+                resource=account.username,
+                details={"username": account.username, "via": "cli"},
+            )
     except AccountError as error:
         raise click.ClickException(str(error)) from None
-    _record(
-        settings,
-        "user.password_change",
-        resource=account.username,
-        details={"username": account.username, "via": "cli"},
-    )
     click.echo(f"password of {name!r} changed")
 
 
-def _record(settings: Settings, action: str, *, resource: str, details: dict[str, Any]) -> None:
+def _record_or_refuse(
+    settings: Settings, action: str, refused: str, *, resource: str, details: dict[str, Any]
+) -> None:
+    """Append the command's event, or end it (exit 1) saying what was refused.
+
+    Called inside the change's ``account_change`` block: the raise rolls the change back, as
+    the panel does for the same actions.
+    """
     from trek_audit.writer import AuditWriteError, AuditWriter
 
     try:
         with AuditWriter.from_settings(settings) as writer:
             writer.record(action, resource=resource, details=details)
     except AuditWriteError as error:
-        click.echo(f"warning: could not record {action}: {error}", err=True)
+        raise click.ClickException(
+            f"the audit log cannot be written, so {refused}: {error}. Nothing was changed; "
+            "free space or fix the log directory's permissions, then try again."
+        ) from None

@@ -1,32 +1,45 @@
 """``trek-audit serve``: the panel on gunicorn plus exactly one indexer for the data directory.
 
-The indexer runs as a child process (``python -m trek_audit index``), started before
-gunicorn forks its workers and stopped when gunicorn exits; no thread of it ever lives in
-the gunicorn master, whose forks would copy it half-alive.
+serve binds the port, creates what the panel needs on first start, then hands over to its
+supervisor (``supervisor.Supervisor``), which runs the indexer (``python -m trek_audit
+index``) and the gunicorn master as two child processes. No thread of the indexer ever
+lives in the gunicorn master, whose forks would copy it half-alive.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import signal
-import subprocess
-import sys
-import threading
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from trek_audit.layout import DIR_MODE
 from trek_audit.settings import Settings
-from trek_audit.store import holder_pid, is_locked
+from trek_audit.writer import AuditWriter
 
+from .account_change import account_change
 from .accounts import Accounts
 from .accounts_db import AccountsDB
+from .children import die_with_parent
 from .secret_key import load_or_create_secret_key
+from .supervisor import Supervisor
 
-__all__ = ["IndexerProcess", "PanelServer", "ensure_admin", "gunicorn_options", "serve"]
+__all__ = [
+    "CannotListen",
+    "Listener",
+    "PanelServer",
+    "default_workers",
+    "ensure_admin",
+    "gunicorn_options",
+    "ready_block",
+    "serve",
+]
 
 Echo = Callable[[str], None]
 
@@ -49,81 +62,29 @@ class PanelServer(BaseApplication):
         return create_app(self.settings)
 
 
-class IndexerProcess:
-    """The indexer child process: started unless another indexer holds the data directory."""
-
-    def __init__(self, data_dir: Path, echo: Echo) -> None:
-        self.data_dir = data_dir
-        self.echo = echo
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> IndexerProcess:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        if is_locked(self.data_dir):
-            self._report_other()
-            return
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "trek_audit",
-                "index",
-                "--data-dir",
-                str(self.data_dir),
-                "--quiet",
-            ],
-            # Its own process group: Ctrl-C reaches gunicorn, which then stops us, and we stop it.
-            start_new_session=True,
-        )
-        # Wait until it holds the lock (or gave up because another indexer just took it).
-        ready = threading.Event()
-        for _ in range(100):
-            if self.process.poll() is not None or is_locked(self.data_dir):
-                break
-            ready.wait(0.05)
-        if self.process.poll() is not None:
-            self.process = None
-            if is_locked(self.data_dir):
-                self._report_other()
-            else:
-                self.echo("warning: the indexer exited at once; the panel shows what is indexed")
-            return
-        self.echo(f"indexer running (pid {self.process.pid}) on {self.data_dir}")
-
-    def _report_other(self) -> None:
-        pid = holder_pid(self.data_dir)
-        who = f"pid {pid}" if pid else "another process"
-        self.echo(
-            f"an indexer ({who}) already runs on {self.data_dir}; serving without starting one"
-        )
-
-    def stop(self, timeout: float = 30.0) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)  # the indexer commits what it read, then exits
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def ensure_admin(settings: Settings, echo: Echo) -> None:
-    """On first start, create ``admin`` with TREK_ADMIN_PASSWORD or a random password shown once."""
+    """On first start, create ``admin`` with TREK_ADMIN_PASSWORD or a random password shown once.
+
+    Like every account change, it happens only if its ``admin.user_create`` event is recorded:
+    when the log cannot be written, AuditWriteError is raised and no account exists.
+    """
     # Closed before gunicorn forks: no connection may cross a fork.
     with AccountsDB(settings.data.accounts_db) as db:
-        accounts = Accounts(db)
-        if accounts.has_admin():
+        if Accounts(db).has_admin():
             return
         password = settings.admin_password or secrets.token_urlsafe(12)
-        accounts.create("admin", password, "admin")
+        with account_change(db) as accounts, AuditWriter.from_settings(settings) as writer:
+            account = accounts.create("admin", password, "admin")
+            writer.record(
+                "admin.user_create",
+                resource=account.username,
+                details={
+                    "username": account.username,
+                    "role": account.role,
+                    "id": account.id,
+                    "via": "first start",
+                },
+            )
     if settings.admin_password:
         echo("created account 'admin' with the password from TREK_ADMIN_PASSWORD")
     else:
@@ -131,23 +92,109 @@ def ensure_admin(settings: Settings, echo: Echo) -> None:
         echo("  (shown only this once; change it under Password after logging in)")
 
 
-def serve(settings: Settings, host: str, port: int, workers: int, echo: Echo) -> None:
-    """Run the indexer child and gunicorn in the foreground until gunicorn stops."""
-    data = settings.data
-    data.root.mkdir(parents=True, exist_ok=True)
-    data.log_dir.mkdir(parents=True, exist_ok=True)
-    if not settings.secret_key:
-        load_or_create_secret_key(data.secret_key)  # once, before the workers race for it
-    ensure_admin(settings, echo)
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+def serve(settings: Settings, host: str, port: int, workers: int, echo: Echo, warn: Echo) -> int:
+    """Run the indexer and the panel under a supervisor until stopped; the exit status.
 
-    def when_ready(_server: object) -> None:
-        echo(f"trek-audit panel on {url}  (data: {data.root.resolve()}; Ctrl-C stops)")
+    Raises CannotListen, before anything is created, when ``host:port`` cannot be bound.
+    """
+    listener = Listener.bind(host, port)
+    try:
+        data = settings.data
+        data.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        data.log_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        if not settings.secret_key:
+            load_or_create_secret_key(data.secret_key)  # once, before the workers race for it
+        first_login: list[str] = []
+        ensure_admin(settings, first_login.append)  # shown in the ready block, not before
+        block = ready_block(listener.url, data.root.resolve(), first_login)
 
-    options = gunicorn_options(host, port, workers)
-    options["when_ready"] = when_ready
-    with IndexerProcess(data.root, echo):
-        PanelServer(settings, options).run()
+        def when_ready(_server: object) -> None:
+            echo(block)
+
+        options = gunicorn_options(host, port, workers)
+        options["bind"] = listener.address
+        options["when_ready"] = when_ready
+
+        def run_panel() -> int:
+            listener.handed_over()
+            PanelServer(settings, options).run()
+            return 0
+
+        supervisor = Supervisor(data.root, echo, warn)
+        status = supervisor.run(run_panel, forked=listener.close)
+        if not supervisor.panel_started:
+            for line in first_login:  # stopped before the ready block: the password is not lost
+                echo(line)
+        return status
+    finally:
+        listener.close()
+
+
+def ready_block(url: str, data_root: Path, first_login: list[str]) -> str:
+    """What serve prints once gunicorn listens: the last lines of its start, set off by rules.
+
+    The URL and, on first start, the admin password close it, so that they are what a new
+    user sees last.
+    """
+    rule = "=" * 72
+    lines = [
+        "",
+        rule,
+        f"trek-audit serves {data_root} (Ctrl-C stops the panel and the indexer)",
+        f"panel: {url}",
+        *first_login,
+        rule,
+    ]
+    return "\n".join(lines)
+
+
+class CannotListen(Exception):
+    """serve cannot listen on the address it was given (in use, not local, not allowed)."""
+
+
+class Listener:
+    """The panel's listening socket, bound by serve and handed to gunicorn (``fd://``).
+
+    Binding it here lets a port already in use end serve at once with a message that says
+    what to do, where gunicorn would retry for five seconds and then print a traceback-like
+    error; and ``--port 0`` names the port the system picked.
+    """
+
+    def __init__(self, sock: socket.socket, host: str) -> None:
+        self.sock: socket.socket | None = sock
+        port = sock.getsockname()[1]
+        self.address = f"fd://{sock.fileno()}"
+        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    @classmethod
+    def bind(cls, host: str, port: int) -> Listener:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        # As gunicorn does: a restart is not refused for connections in TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            sock.close()
+            if error.errno == errno.EADDRINUSE:
+                raise CannotListen(
+                    f"port {port} on {host} is already in use; pick another port with "
+                    f"`make run PORT={port + 1}` or `trek-audit serve --port {port + 1}`"
+                ) from None
+            reason = error.strerror or str(error)
+            raise CannotListen(f"cannot listen on {host} port {port}: {reason}") from None
+        return cls(sock, host)
+
+    def handed_over(self) -> None:
+        """In the panel child: gunicorn owns the descriptor now, and closes it itself."""
+        if self.sock is not None:
+            self.sock.detach()
+            self.sock = None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
@@ -164,7 +211,20 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "graceful_timeout": 10,
         "proc_name": "trek-audit",
         "preload_app": False,
+        # The control socket's default path is one per user ($XDG_RUNTIME_DIR/gunicorn.ctl),
+        # which two panels would share; serve is controlled by signals.
+        "control_socket_disable": True,
+        "post_fork": _die_with_master,
     }
+
+
+def _die_with_master(server: Any, worker: Any) -> None:
+    """In each worker: end with the gunicorn master, even if it is killed outright.
+
+    SIGKILL: a worker without its master has lost its supervisor and soon its socket, and
+    everything a request writes is safe against a kill (trek.log, accounts.db).
+    """
+    die_with_parent(signal.SIGKILL, server.pid)
 
 
 def default_workers() -> int:

@@ -26,6 +26,8 @@ OTHER_VALUES = {
     "TREK_ADMIN_PASSWORD": "a long password",
     "TREK_COOKIE_SECURE": "yes",
     "TREK_LAG_WARN_BYTES": "10",
+    "TREK_METRICS_TOKEN": "a-scrape-token",
+    "TREK_FOLLOWER_EXPECTED": "false",
 }
 
 

@@ -113,7 +113,7 @@ def test_blueprints_reach_the_shared_state_and_never_the_app_factory() -> None:
         for module in graph
         if "Blueprint(" in (SOURCE / f"{module}.py").read_text(encoding="utf-8")
     ]
-    assert sorted(blueprints) == ["accounts_page", "api", "audit", "auth"]
+    assert sorted(blueprints) == ["accounts_page", "api", "audit", "auth", "health"]
     for module in blueprints:
         assert "app" not in graph[module] and "__init__" not in graph[module], module
         assert "state" in graph[module], module

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from trek_audit.settings import Settings
 from trek_audit.webui.accounts import Account, Accounts
 from trek_audit.webui.accounts_db import AccountsDB
 from trek_audit.webui.serve import PanelServer, ensure_admin, gunicorn_options
+from trek_audit.writer import AuditWriteError, decode
 
 from .webui_support import state_of
 
@@ -25,6 +28,32 @@ def test_first_start_creates_admin_with_a_random_password_printed_once(data_dir:
     assert verify(settings, "admin", password) is not None
     ensure_admin(settings, printed.append)
     assert len(printed) == 2  # the password line and its hint, only the first time
+
+
+def test_the_first_admin_account_is_an_audited_account_creation(data_dir: Path) -> None:
+    settings = Settings(data_dir=data_dir)
+    ensure_admin(settings, list[str]().append)
+    lines = settings.data.logs.log_file.read_bytes().splitlines()
+    events = [decode(line) for line in lines]
+    assert [e["action"] for e in events] == ["admin.user_create"]
+    assert events[0]["resource"] == "admin"
+    assert events[0]["details"] == {
+        "username": "admin",
+        "role": "admin",
+        "id": 1,
+        "via": "first start",
+    }
+
+
+def test_no_first_admin_account_when_its_creation_cannot_be_recorded(data_dir: Path) -> None:
+    settings = Settings(data_dir=data_dir)
+    settings.data.logs.log_file.mkdir(parents=True)  # trek.log cannot be opened for appending
+    printed: list[str] = []
+    with pytest.raises(AuditWriteError):
+        ensure_admin(settings, printed.append)
+    assert printed == []
+    with AccountsDB(settings.data.accounts_db) as db:
+        assert not Accounts(db).has_admin()
 
 
 def test_first_start_takes_trek_admin_password(data_dir: Path) -> None:
