@@ -1,8 +1,14 @@
 """The indexer's side of audit.db: rows, reading positions, counters and gaps, committed together.
 
-Everything one batch changes (its rows, its rejected lines, the file's new offset, the
-counters, the gaps, any incident) goes into one transaction, so a crash at any moment
-leaves either all of it or none of it: nothing is lost and nothing indexed twice.
+Everything one batch changes (its rows and their full-text entries, its rejected lines, the
+file's new offset, the counters, the gaps, any incident) goes into one transaction, so a
+crash at any moment leaves either all of it or none of it: nothing is lost, nothing indexed
+twice, and no row is visible without being searchable.
+
+The end of each transaction (the full-text entries and the commit, about 60% of its time
+during catch-up) runs in a thread of its own while the scanner reads and decodes the next
+batch: the sqlite3 module lets go of the GIL while SQLite runs a statement, so the two use
+two cores. The next transaction begins only once that commit is done (``settle``).
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ from __future__ import annotations
 import bisect
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+from trek_audit.store.schema import fill_full_text, newest_row_id
+from trek_audit.writer.line import SEQ_MAX
 
 __all__ = ["FileState", "Incident", "Ledger", "LedgerConflict", "Occupant", "Rejected", "Row"]
 
@@ -72,6 +82,10 @@ _INSERT_ROW = (
     "(event_id, seq, ts, action, user_id, username, email, resource, ip, details) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_SELECT_ROW = (
+    "SELECT id, event_id, seq, ts, action, user_id, username, email, resource, ip, details "
+    "FROM audit_log WHERE event_id = ?"
+)
 _INSERT_REJECTED = (
     'INSERT INTO rejected_lines (file, file_key, "offset", length, reason, raw, detected) '
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -84,6 +98,11 @@ _UPSERT_FILE = (
     "first_seq = excluded.first_seq, last_seq = excluded.last_seq, finished = excluded.finished, "
     "updated = excluded.updated"
 )
+
+
+def _after(seq: int) -> int:
+    """The seq expected after ``seq``; SEQ_MAX has none, and SQLite holds nothing larger."""
+    return seq + 1 if seq < SEQ_MAX else SEQ_MAX
 
 
 def now_iso() -> str:
@@ -114,8 +133,37 @@ class FileState:
     stored: bool = False  # whether the row exists in the database yet
 
 
+class _Finish(threading.Thread):
+    """Add a batch's full-text entries and commit its transaction, keeping any error."""
+
+    def __init__(self, conn: sqlite3.Connection, rows: int, after: int | None) -> None:
+        super().__init__(name="trek-commit")
+        self.conn = conn
+        self.rows = rows
+        self.after = after  # the newest row id before the batch, None when it added no row
+        self.began = time.perf_counter()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            if self.after is not None:
+                fill_full_text(self.conn, self.after)
+            self.conn.execute("COMMIT")
+        except BaseException as error:  # raised in the scanner's thread by Ledger.settle
+            self.error = error
+            return
+        log.debug(
+            "committed %d rows in %.1f ms", self.rows, (time.perf_counter() - self.began) * 1000
+        )
+
+
 class Ledger:
-    """Counters, gaps and file positions, in memory and in audit.db, kept equal by ``commit``."""
+    """Counters, gaps and file positions, in memory and in audit.db, kept equal by ``commit``.
+
+    The in-memory side moves on as soon as a batch is handed to its commit; ``settle``
+    waits for that commit, and on failure rolls back, reloads and raises. Everything that
+    uses the connection settles first.
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -128,12 +176,18 @@ class Ledger:
         self._gaps: list[list[Any]] = []  # [first, last, detected], sorted by first
         self._gap_starts: list[int] = []
         self._gaps_dirty = False
+        self._finishing: _Finish | None = None
+        # Which of the seqs noted since the last commit (by their place: note_seq is called
+        # once per row of the next batch, in its order) were seen before.
+        self._noted = 0
+        self._seen_before: set[int] = set()
         self.reload()
 
     # -- reading -------------------------------------------------------------------------
 
     def reload(self) -> None:
         """Forget unsaved changes: read counters and gaps back from the database."""
+        self.settle()
         counters = dict(self.conn.execute("SELECT name, value FROM indexer_state").fetchall())
         self.indexed = counters.get("indexed", 0)
         self.last_seq = counters.get("last_seq", 0)
@@ -149,12 +203,14 @@ class Ledger:
         ]
         self._gap_starts = [gap[0] for gap in self._gaps]
         self._gaps_dirty = False
+        self._noted, self._seen_before = 0, set()
 
     @property
     def gaps(self) -> list[tuple[int, int]]:
         return [(first, last) for first, last, _ in self._gaps]
 
     def file(self, key: str) -> FileState | None:
+        self.settle()
         row = self.conn.execute(
             'SELECT key, path, inode, "offset", first_seq, last_seq, finished, first_seen '
             "FROM log_files WHERE key = ?",
@@ -169,22 +225,36 @@ class Ledger:
 
     def occupant(self, path: str) -> Occupant | None:
         """Return what was last seen at ``path``, or None."""
+        self.settle()
         row = self.conn.execute(
             "SELECT key, inode FROM log_paths WHERE path = ?", (path,)
         ).fetchone()
         return None if row is None else Occupant(path, row[0], row[1])
 
+    def last_incident(self, file: str) -> str | None:
+        """The message of the newest incident about ``file``, None when there is none."""
+        self.settle()
+        row = self.conn.execute(
+            "SELECT message FROM incidents WHERE file = ? ORDER BY id DESC LIMIT 1", (file,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     # -- sequence numbers ------------------------------------------------------------------
 
     def note_seq(self, seq: int) -> None:
-        """Account for an event's seq: advance the expected seq, open a gap, or fill one."""
+        """Account for an event's seq: advance the expected seq, open a gap, or fill one.
+
+        A seq below the expected one that fills no gap was seen before: ``commit`` checks
+        whether the event is the same one read again or another event with the same seq.
+        """
         if seq == self.next_seq:
-            self.next_seq = seq + 1
+            self.next_seq = _after(seq)
         elif seq > self.next_seq:
             self._add_gap(self.next_seq, seq - 1)
-            self.next_seq = seq + 1
-        elif self._gaps:
-            self._fill(seq)
+            self.next_seq = _after(seq)
+        elif not self._fill(seq):
+            self._seen_before.add(self._noted)
+        self._noted += 1
         if seq > self.last_seq:
             self.last_seq = seq
 
@@ -193,17 +263,19 @@ class Ledger:
         self._gap_starts.append(first)
         self._gaps_dirty = True
 
-    def _fill(self, seq: int) -> None:
+    def _fill(self, seq: int) -> bool:
+        """Take ``seq`` out of the gap it is in; False when it is in none."""
         index = bisect.bisect_right(self._gap_starts, seq) - 1
         if index < 0:
-            return
+            return False
         first, last, detected = self._gaps[index]
         if seq > last:
-            return  # not inside a gap: an older or foreign event, indexed as usual
+            return False
         pieces = [[a, b, detected] for a, b in ((first, seq - 1), (seq + 1, last)) if a <= b]
         self._gaps[index : index + 1] = pieces
         self._gap_starts[index : index + 1] = [piece[0] for piece in pieces]
         self._gaps_dirty = True
+        return True
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -218,13 +290,16 @@ class Ledger:
     ) -> int:
         """Write one batch and everything it changes in one transaction; return rows inserted.
 
-        On any error the transaction rolls back and the in-memory counters are reloaded.
-        LedgerConflict when another writer committed since this ledger's view was taken:
-        the counters and gaps kept here would overwrite its work with stale values.
+        The transaction is finished (full-text entries, commit) in the background: call
+        ``settle`` to know it committed. On any error the transaction rolls back and the
+        in-memory counters are reloaded. LedgerConflict when another writer committed since
+        this ledger's view was taken: the counters and gaps kept here would overwrite its
+        work with stale values.
         """
+        self.settle()
         conn = self.conn
         stamp = now_iso()
-        began = time.perf_counter()
+        newest: int | None = None
         try:
             conn.execute("BEGIN IMMEDIATE")
             found = conn.execute(
@@ -235,8 +310,13 @@ class Ledger:
                     "another indexer committed to this audit database: its lock file was "
                     "deleted or bypassed; starting the pass again from what it holds"
                 )
-            inserted = conn.executemany(_INSERT_ROW, rows).rowcount if rows else 0
-            inserted = max(inserted, 0)
+            inserted = 0
+            if rows:
+                newest = newest_row_id(conn)
+                inserted = max(conn.executemany(_INSERT_ROW, rows).rowcount, 0)
+                if inserted < len(rows) or self._seen_before:
+                    where = file.path if file is not None else "?"
+                    incidents = [*incidents, *self._duplicates(rows, newest, inserted, where)]
             if rejected:
                 conn.executemany(_INSERT_REJECTED, [(*item, stamp) for item in rejected])
             if incidents:
@@ -282,15 +362,15 @@ class Ledger:
             conn.executemany(
                 "INSERT OR REPLACE INTO indexer_state (name, value) VALUES (?, ?)", counters
             )
-            conn.execute("COMMIT")
-            log.debug(
-                "committed %d rows in %.1f ms", len(rows), (time.perf_counter() - began) * 1000
-            )
+            finishing = _Finish(conn, len(rows), newest if inserted else None)
+            finishing.start()
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self.reload()
             raise
+        self._finishing = finishing
+        self._noted, self._seen_before = 0, set()
         self.commits += 1
         self.indexed += inserted
         self.rejected += len(rejected)
@@ -301,3 +381,64 @@ class Ledger:
             if not file.first_seen:
                 file.first_seen = stamp
         return inserted
+
+    def _duplicates(
+        self, rows: Sequence[Row], newest: int, inserted: int, where: str
+    ) -> list[Incident]:
+        """Incidents for the batch's rows that the table did not take as new events.
+
+        A row whose id the table already holds for a different event is not indexed: said
+        here, never dropped silently. The same event read again (every field equal, as when
+        a file is read again after a truncation) is no incident. A new event with a seq
+        already seen is indexed, and said too: two events share the seq.
+        """
+        incidents: list[Incident] = []
+        first_of_id: set[str] = set()
+        for place, row in enumerate(rows):
+            seen_before = place in self._seen_before
+            if inserted == len(rows) and not seen_before:
+                continue  # the common case: a new event with a new seq
+            found = self.conn.execute(_SELECT_ROW, (row.event_id,)).fetchone()
+            if found is None:  # cannot be: every row's id is in the table now
+                continue
+            held = Row(*found[1:])
+            taken = found[0] > newest and row.event_id not in first_of_id
+            first_of_id.add(row.event_id)
+            if not taken:
+                if held != row:
+                    incidents.append(
+                        Incident(
+                            "duplicate_id",
+                            where,
+                            f"event id {row.event_id} (seq {row.seq}, {row.ts}) not indexed: "
+                            f"the id is already indexed for a different event (seq {held.seq}, "
+                            f"{held.ts})",
+                        )
+                    )
+            elif seen_before:
+                incidents.append(
+                    Incident(
+                        "repeated_seq",
+                        where,
+                        f"seq {row.seq} repeated: event {row.event_id} ({row.ts}) has the seq "
+                        "of an event indexed before it; both are indexed",
+                    )
+                )
+        for incident in incidents:
+            log.warning("%s: %s", incident.kind, incident.message)
+        return incidents
+
+    def settle(self) -> None:
+        """Wait until the last batch is committed; if it failed, roll back, reload and raise.
+
+        Until then its rows may be invisible to readers, and the connection is in use.
+        """
+        finishing, self._finishing = self._finishing, None
+        if finishing is None:
+            return
+        finishing.join()
+        if finishing.error is not None:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self.reload()
+            raise finishing.error

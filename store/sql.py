@@ -1,19 +1,20 @@
 """The SQL of a filter: WHERE clauses and statements for pages, counts and histogram buckets.
 
 Each filter maps onto an index that ends in ``id`` (see ``migrations``), which makes a
-filtered page a range scan in id order. A ``user`` filter may match one of three columns;
-an OR over them would defeat those indexes, so it becomes one *branch* per column, each
-its own range scan, joined by UNION. Values are always bound parameters; only fixed
-fragments of this module are put into the text.
+filtered page a range scan in id order; the username and email of a ``user`` filter are
+looked up in the full-text index, which walks its rowids in order too. A ``user`` filter
+may match a name or a user id; an OR over them would defeat those indexes, so it becomes
+one *branch* per way, each its own range scan, joined by UNION. Values are always bound
+parameters; only fixed fragments of this module are put into the text.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from .search import fts_query
+from .search import column_phrase, fts_query
 from .values import Filter
 
 __all__ = [
@@ -51,34 +52,48 @@ class Statement(NamedTuple):
 
 
 class Branch:
-    """One AND-ed set of conditions; a ``user`` filter gives one branch per column it may match."""
+    """One AND-ed set of conditions; a ``user`` filter gives one branch per way it may match.
 
-    def __init__(self, match: str | None) -> None:
+    With a full-text query (``match``) the branch starts from the full-text index: FTS5
+    walks its rowids in descending order itself, so a page stops after ``limit`` hits
+    instead of sorting them all; CROSS JOIN keeps it the outer loop when other filters are
+    set too.
+    """
+
+    def __init__(
+        self,
+        match: str | None = None,
+        conditions: Sequence[str] = (),
+        params: Sequence[Any] = (),
+    ) -> None:
         self.match = match
-        self.conditions: list[str] = []
-        self.params: list[Any] = []
-        if match is not None:
-            # Start from the full-text index: FTS5 walks its rowids in descending order
-            # itself, so a search page stops after `limit` hits instead of sorting them all;
-            # CROSS JOIN keeps it the outer loop when other filters are set too.
-            self.source = "audit_log_fts CROSS JOIN audit_log a ON a.id = audit_log_fts.rowid"
-            self.id_column = "audit_log_fts.rowid"
-            self.conditions.append("audit_log_fts MATCH ?")
-            self.params.append(match)
-        else:
-            self.source = "audit_log a"
-            self.id_column = "a.id"
+        self.conditions = list(conditions)
+        self.params = list(params)
 
-    def copy_with(self, condition: str, param: Any) -> Branch:
-        other = Branch(None)
-        other.match, other.source, other.id_column = self.match, self.source, self.id_column
-        other.conditions = [*self.conditions, condition]
-        other.params = [*self.params, param]
-        return other
+    @property
+    def source(self) -> str:
+        if self.match is None:
+            return "audit_log a"
+        return "audit_log_fts CROSS JOIN audit_log a ON a.id = audit_log_fts.rowid"
+
+    @property
+    def id_column(self) -> str:
+        return "a.id" if self.match is None else "audit_log_fts.rowid"
+
+    def copy_with(self, condition: str, *params: Any) -> Branch:
+        return Branch(self.match, [*self.conditions, condition], [*self.params, *params])
+
+    def searching(self, query: str) -> Branch:
+        """A copy that also requires the full-text ``query``."""
+        match = query if self.match is None else f"({self.match}) AND ({query})"
+        return Branch(match, self.conditions, self.params)
 
     def where(self, before: int | None = None, after: int | None = None) -> Statement:
         """The WHERE clause (with its leading space, or empty) for rows between the two ids."""
         conditions, params = list(self.conditions), list(self.params)
+        if self.match is not None:
+            conditions.insert(0, "audit_log_fts MATCH ?")
+            params.insert(0, self.match)
         if before is not None:
             conditions.append(f"{self.id_column} < ?")
             params.append(before)
@@ -108,14 +123,23 @@ def branches(flt: Filter, until_bound: Callable[[str], int | None] | None = None
             base = base.copy_with("a.id <= ?", bound)
     if flt.user is None:
         return [base]
-    found = [
-        base.copy_with("a.username = ?", flt.user),
-        base.copy_with("a.email = ?", flt.user),
-    ]
+    found = [_by_name(base, flt.user)]
     text = flt.user.strip()
     if re.fullmatch(r"-?\d{1,19}", text) and abs(int(text)) <= _INT64_MAX:
         found.append(base.copy_with("a.user_id = ?", int(text)))
     return found
+
+
+def _by_name(base: Branch, name: str) -> Branch:
+    """The rows of ``base`` whose username or email is ``name``.
+
+    Neither column has an index of its own: the full-text index holds both, and its phrase
+    finds every row with the name (and a few more, which the equality drops). A name with
+    no word for the full-text index to look up is checked row by row.
+    """
+    phrase = column_phrase(("username", "email"), name)
+    found = base if phrase is None else base.searching(phrase)
+    return found.copy_with("(a.username = ? OR a.email = ?)", name, name)
 
 
 def _union_ids(

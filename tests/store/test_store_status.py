@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trek_audit.store import Status, open_database, read_status
+from trek_audit.store import SCHEMA_VERSION, Status, open_database, read_status
 
 # The keys `trek-audit status --json` has always printed; scripts read them.
 JSON_KEYS = {
@@ -45,5 +45,5 @@ def test_the_status_of_a_new_database_has_every_key_and_is_json(data_dir: Path) 
         "last_indexed_at": None,
         "running": False,
         "pid": None,
-        "schema_version": 2,
+        "schema_version": SCHEMA_VERSION,
     }

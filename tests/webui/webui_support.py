@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from trek_audit.store.schema import fill_full_text, newest_row_id
 from trek_audit.webui.state import EXTENSION, PanelState
 
 ADMIN = ("admin", "admin-password-1")
@@ -39,14 +40,17 @@ def make_row(n: int, **fields: Any) -> dict[str, Any]:
 
 
 def insert_rows(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert rows as the indexer would, with the ``indexed`` counter in the same transaction."""
+    """Insert rows as the indexer would: their full-text entries and the ``indexed`` counter in
+    the same transaction."""
     with conn:
+        newest = newest_row_id(conn)
         conn.executemany(
             "INSERT INTO audit_log (event_id, seq, ts, action, user_id, username, email, resource, "
             "ip, details) VALUES (:event_id, :seq, :ts, :action, :user_id, :username, :email, "
             ":resource, :ip, :details)",
             rows,
         )
+        fill_full_text(conn, newest)
         conn.execute(
             "UPDATE indexer_state SET value = value + ? WHERE name = 'indexed'", (len(rows),)
         )
