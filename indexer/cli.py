@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from types import FrameType
 
 import click
 
-from trek_audit.options import data_dir_option, load_settings
+from trek_audit.options import data_dir_option, load_settings, setting_option
 from trek_audit.settings import Settings
-from trek_audit.store import Status, read_status
+from trek_audit.store import read_status
+from trek_audit.store.files import NotARegularFile
+from trek_audit.store.health import HealthReport, read_health
 
 from .follower import Indexer
 from .lock import IndexerBusy
@@ -71,6 +74,26 @@ def index(
             _follow(settings, wait, rescan_interval, not no_watch)
     except IndexerBusy as busy:
         raise click.ClickException(str(busy)) from None
+    except sqlite3.DatabaseError as error:
+        raise Unusable(
+            f"{settings.data.audit_db}: {error} (not a readable audit database: restore a "
+            "backup, or move it away to have it rebuilt from the log files)"
+        ) from None
+    except OSError as error:
+        raise Unusable(_describe_os_error(error, settings.data.root)) from None
+
+
+class Unusable(click.ClickException):
+    """A file of the data directory cannot be used: one line naming it, exit status 2."""
+
+    exit_code = 2
+
+
+def _describe_os_error(error: OSError, fallback: Path) -> str:
+    if isinstance(error, NotARegularFile):
+        return str(error.strerror)
+    where = error.filename if error.filename is not None else fallback
+    return f"{where}: {error.strerror or error}"
 
 
 def _index_once(settings: Settings, wait: bool) -> None:
@@ -89,27 +112,38 @@ def _index_once(settings: Settings, wait: bool) -> None:
         click.echo(f"warning: {missing} event(s) missing in {len(report.gaps)} gap(s)", err=True)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequested(Exception):
+    """SIGINT or SIGTERM arrived: stop following, with everything read committed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def _follow(settings: Settings, wait: bool, rescan_interval: float, watch: bool) -> None:
     indexer = Indexer.from_settings(
         settings, wait=wait, rescan_interval=rescan_interval, watch=watch
     )
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        log.info("stopping on %s", signal.Signals(signum).name)
-        indexer.stop_event.set()
-        indexer.wake()
+        # Raise in the main thread rather than set an Event here: the handler may run while
+        # the main thread holds that Event's lock (inside its wait), which would deadlock.
+        # A second signal must not interrupt the clean stop: ignore it from now on.
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise StopRequested(signum)
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
     try:
-        try:
-            indexer.start()
-        except IndexerBusy:
-            if indexer.stop_event.is_set():
-                return  # stopped while waiting for the other indexer
-            raise
+        indexer.start()
         log.info("indexing %s into %s", indexer.log_dir, indexer.db_path)
         while not indexer.stop_event.wait(0.5):
             pass
+    except StopRequested as stop:
+        log.info("stopping on %s", signal.Signals(stop.signum).name)
     finally:
         indexer.stop()
         for sig, handler in previous.items():
@@ -119,26 +153,42 @@ def _follow(settings: Settings, wait: bool, rescan_interval: float, watch: bool)
 
 @click.command("status")
 @data_dir_option
+@setting_option("TREK_FOLLOWER_EXPECTED", "--follower/--no-follower")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def status(data_dir: Path | None, as_json: bool) -> None:
+@click.pass_context
+def status(ctx: click.Context, data_dir: Path | None, follower: bool | None, as_json: bool) -> None:
     """Show what the indexer has done: rows, last seq, lag, gaps, rejected lines, running.
+
+    Exits 0 when healthy, 1 when degraded (lag above TREK_LAG_WARN_BYTES, gaps, rejected
+    lines, incidents, or the indexer down for less than a minute), 2 when failing (audit.db
+    unreadable, or no indexer for a minute or more), for cron jobs and Nagios-style checks.
+    --no-follower judges a deployment that runs `index --once` from cron, where no indexer
+    follows the log.
 
     \b
     Examples:
         trek-audit status
         trek-audit status --json --data-dir /srv/trek/data
+        trek-audit index --once && trek-audit status --no-follower
     """
-    info = read_status(load_settings(data_dir=data_dir).data_dir)
+    # A malformed setting is a usage error, exit 2: a check must not read it as "degraded".
+    settings = load_settings(usage_error=True, data_dir=data_dir, follower_expected=follower)
+    report = read_health(settings)
     if as_json:
-        click.echo(json.dumps(info, sort_keys=True))
-        return
-    click.echo(_describe(info))
+        click.echo(json.dumps(report.as_json(), sort_keys=True))
+    else:
+        click.echo(_describe(report))
+    ctx.exit(report.exit_code)
 
 
-def _describe(info: Status) -> str:
-    running = f"running (pid {info['pid']})" if info["running"] else "not running"
-    lines = [
-        f"indexer:         {running}",
+def _describe(report: HealthReport) -> str:
+    lines = [f"health:          {report.verdict}"]
+    lines.extend(f"  - {reason}" for reason in report.reasons)
+    lines.append(f"indexer:         {_describe_indexer(report)}")
+    info = report.status
+    if info is None:
+        return "\n".join(lines)
+    lines += [
         f"rows indexed:    {info['indexed']}",
         f"last seq:        {info['last_seq']}",
         f"not yet indexed: {info['lag_bytes']} bytes",
@@ -155,6 +205,22 @@ def _describe(info: Status) -> str:
     else:
         lines.append("gaps:            none")
     return "\n".join(lines)
+
+
+def _describe_indexer(report: HealthReport) -> str:
+    indexer, info = report.indexer, report.status
+    pid = info["pid"] if info is not None else None
+    text = "running" if indexer.running else "not running"
+    if indexer.running and pid is not None:
+        text += f" (pid {pid})"
+    if indexer.supervisor_pid is not None:
+        text += (
+            f"; supervised by serve (pid {indexer.supervisor_pid}), "
+            f"restarted {indexer.restarts} time(s)"
+        )
+    if indexer.down_since is not None:
+        text += f", down since {indexer.down_since.isoformat(timespec='seconds')}"
+    return text
 
 
 def _configure_logging(level: int) -> None:

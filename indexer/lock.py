@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from trek_audit.layout import INDEXER_LOCK_MODE, DataDir
+from trek_audit.store.files import narrow_mode, open_private
 from trek_audit.store.indexer_lock import holder_pid
 
 __all__ = ["IndexerBusy", "IndexerLock"]
@@ -53,7 +54,8 @@ class IndexerLock:
         if self._fd is not None:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, INDEXER_LOCK_MODE)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT, INDEXER_LOCK_MODE)
+        narrow_mode(fd, INDEXER_LOCK_MODE)
         start = time.monotonic()
         limit = None if wait is True else (0.0 if wait is False else float(wait))
         pause = threading.Event() if stop is None else stop

@@ -9,20 +9,23 @@ read to its end before its successor.
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
+import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 
 from trek_audit.layout import LOG_FILE_NAME, LogDir
 from trek_audit.store.log_files import file_key
-from trek_audit.writer.line import Event, LineError, decode
+from trek_audit.writer.line import MAX_DETAILS_DEPTH, Event, LineError, check_details, decode
 
 from .ledger import FileState, Incident, Ledger, LedgerConflict, Occupant, Rejected, Row
 from .segments import LineReader, highest_slot
@@ -70,6 +73,16 @@ def event_row(event: Event) -> Row:
         if user_id is not None and not -_INT64_MAX - 1 <= user_id <= _INT64_MAX:
             raise LineError("user.id outside the 64-bit integer range")
     details = event["details"]
+    try:
+        # What the writer accepts (64-bit integers, at most MAX_DETAILS_DEPTH levels): a
+        # larger integer would change on the way through orjson, a deeper object cannot be
+        # serialised again, and either would otherwise stop the pass on every attempt.
+        check_details(details)
+    except (TypeError, ValueError) as error:
+        reason = str(error)
+        if "nests deeper" in reason:  # the path to the culprit would be 100 keys long
+            reason = f"details nest deeper than {MAX_DETAILS_DEPTH} levels"
+        raise LineError(reason) from None
     return Row(
         event["id"],
         seq,
@@ -84,9 +97,48 @@ def event_row(event: Event) -> Row:
     )
 
 
+def check_integers(data: bytes, event: Event) -> None:
+    """Raise LineError if the line's JSON holds an integer outside the signed 64-bit range.
+
+    orjson reads such an integer as a float, so only a float at least 2^63 in size can be
+    one: only a line with one in its details is read again, exactly, to tell.
+    """
+    details = event["details"]
+    if details is None or not _has_huge_float(details.values()):
+        return
+    try:
+        json.loads(data, parse_int=_int64)
+    except RecursionError:
+        raise LineError(f"details nest deeper than {MAX_DETAILS_DEPTH} levels") from None
+
+
+def _has_huge_float(values: Iterable[Any]) -> bool:
+    for item in values:
+        kind = type(item)
+        if kind is float:
+            if not -_HUGE < item < _HUGE:
+                return True
+        elif kind is dict:
+            if _has_huge_float(item.values()):
+                return True
+        elif kind is list and _has_huge_float(item):
+            return True
+    return False
+
+
+_HUGE = float(2**63)
+
+
+def _int64(text: str) -> int:
+    number = int(text)
+    if not -_INT64_MAX - 1 <= number <= _INT64_MAX:
+        raise LineError(f"integer {text} outside the 64-bit range")
+    return number
+
+
 def _still_at(seg: _Segment) -> bool:
     try:
-        return os.stat(seg.path).st_ino == seg.inode
+        return os.lstat(seg.path).st_ino == seg.inode
     except FileNotFoundError:
         return False
 
@@ -113,6 +165,9 @@ class Scanner:
         self.fragment_grace = fragment_grace
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
+        # Log paths holding something other than a regular file, with what, found by the
+        # pass's probe.
+        self._strangers: dict[str, str] = {}
 
     def scan(self, attempts: int = 5) -> ScanReport:
         """Index everything complete in the log files now; return what was done.
@@ -129,19 +184,35 @@ class Scanner:
 
     def _scan(self) -> ScanReport:
         report = ScanReport()
+        self._strangers = {}
         segments = self._open_segments()
         try:
-            present = {seg.key for seg in segments if seg.key is not None}
+            self._report_strangers(report)
             for seg in segments:
                 if self.stop.is_set():
                     break
-                self._index(seg, present, report)
+                self._index(seg, segments, report)
         finally:
             for seg in segments:
                 seg.file.close()
+            # A pass returns only once its last batch is committed, even when it failed.
+            self.ledger.settle()
         report.gaps = self.ledger.gaps
         report.last_seq = self.ledger.last_seq
         return report
+
+    def _report_strangers(self, report: ScanReport) -> None:
+        """Record an incident for each log path found holding a link or a non-file.
+
+        Once: not again while the newest incident about that path says the same.
+        """
+        incidents = []
+        for name, what in sorted(self._strangers.items()):
+            message = f"{name} is {what}, not a log file: skipped, never followed or read"
+            if self.ledger.last_incident(name) != message:
+                incidents.append(Incident("not_a_file", name, message))
+        if incidents:
+            self._commit(report, incidents=incidents)
 
     def _open_segments(self, attempts: int = 20) -> list[_Segment]:
         """Open the log files; return them oldest first, one per key.
@@ -170,12 +241,25 @@ class Scanner:
             slot += 1
             path = self.logs.rotated(slot)
             try:
-                file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by scan()
+                # No symlink is followed, and nothing but a regular file is read: a link
+                # could expose any file the indexer can read (its lines would be kept in
+                # rejected_lines), a FIFO would block the pass. O_NONBLOCK is for the FIFO.
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
             except FileNotFoundError:
                 if slot > highest:
                     break
                 continue  # an empty slot: a rotation stopped half way, or one under way
-            st = os.fstat(file.fileno())
+            except OSError as error:
+                if error.errno != errno.ELOOP:
+                    raise
+                self._strangers[path.name] = "a symbolic link"
+                continue
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(fd)
+                self._strangers[path.name] = "not a regular file"
+                continue
+            file = os.fdopen(fd, "rb", buffering=0)
             key = file_key(file.fileno(), st.st_ino)
             segment = _Segment(path, file, st.st_ino, st.st_size, key, has_newer=bool(opened))
             if key is not None and key in keys:
@@ -190,17 +274,31 @@ class Scanner:
         opened.reverse()
         return opened
 
-    def _check_replaced(self, seg: _Segment, present: set[str]) -> list[Incident]:
-        """Tell a truncation or replacement of trek.log from a rename, by what was there before."""
+    def _check_replaced(self, seg: _Segment, segments: list[_Segment]) -> list[Incident]:
+        """Tell a truncation or replacement of trek.log from a rotation, by what was there before.
+
+        An incident means lines may have been lost or changed. None when the file that was
+        there is still kept under another name (renamed, or copied before a copytruncate), or
+        was read to its end and the file that continues its seq is kept: a rotation while
+        stopped, even one whose new trek.log sits on the freed inode of a file rotated out.
+        """
         previous = self.ledger.occupant(LOG_FILE_NAME)
         if previous is None or previous == Occupant(LOG_FILE_NAME, seg.key, seg.inode):
             return []
         old_key, old_inode = previous.key, previous.inode
         if old_key is None or old_key == seg.key:
             return []
+        if any(other.key == old_key for other in segments):
+            return []  # kept under another name: rotated, or copied before a truncation
         old = self.ledger.file(old_key)
         if old is not None and old.path != LOG_FILE_NAME and old.inode == old_inode:
             return []  # it was seen renamed: a rotation, whatever became of it since
+        if old is not None and old.last_seq is not None:
+            successor = old.last_seq + 1
+            if any(other is not seg and self._first_seq(other) == successor for other in segments):
+                return []  # read to its end and continued in a kept file: nothing lost
+            if seg.inode != old_inode and self._first_seq(seg) == successor:
+                return []  # replaced once read to its end (as with no backups): nothing lost
         now = seg.key or "no complete line yet"
         if old_inode == seg.inode:
             message = (
@@ -208,19 +306,11 @@ class Scanner:
                 f"began with {old_key}, now {now}; rows already indexed stay"
             )
             return [Incident("truncated", LOG_FILE_NAME, message)]
-        if old_key not in present:
-            if (
-                old is not None
-                and old.last_seq is not None
-                and self._first_seq(seg) == old.last_seq + 1
-            ):
-                return []  # replaced once read to its end (as with no backups): nothing lost
-            message = (
-                f"{LOG_FILE_NAME} was replaced: the file that began with {old_key} is no longer "
-                f"among the kept log files (deleted, moved away or rotated out unread); now {now}"
-            )
-            return [Incident("replaced", LOG_FILE_NAME, message)]
-        return []
+        message = (
+            f"{LOG_FILE_NAME} was replaced: the file that began with {old_key} is no longer "
+            f"among the kept log files (deleted, moved away or rotated out unread); now {now}"
+        )
+        return [Incident("replaced", LOG_FILE_NAME, message)]
 
     @staticmethod
     def _first_seq(seg: _Segment) -> int | None:
@@ -230,14 +320,14 @@ class Scanner:
         except LineError:
             return None
 
-    def _index(self, seg: _Segment, present: set[str], report: ScanReport) -> None:
+    def _index(self, seg: _Segment, segments: list[_Segment], report: ScanReport) -> None:
         ledger = self.ledger
         name = seg.path.name
         incidents: list[Incident] = []
         occupant: Occupant | None = None
         here = Occupant(name, seg.key, seg.inode)
         if name == LOG_FILE_NAME and ledger.occupant(name) != here:
-            incidents = self._check_replaced(seg, present)
+            incidents = self._check_replaced(seg, segments)
             occupant = here
         if seg.key is None:
             if incidents or occupant:
@@ -273,6 +363,7 @@ class Scanner:
                 try:
                     event = decode(line.data)
                     row = event_row(event)
+                    check_integers(line.data, event)
                 except LineError as error:
                     rejected.append(
                         Rejected(name, seg.key, line.offset, line.length, error.reason, line.data)

@@ -6,9 +6,11 @@ interface, so none is ever renamed or removed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, TypedDict
@@ -108,11 +110,18 @@ def _current_files(log_dir: Path) -> list[_LogFile]:
     found: list[_LogFile] = []
     for path in list_log_files(log_dir):
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            # Never through a link (the indexer skips those too) nor into a FIFO.
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             continue  # rotated away between listing and opening
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                continue
+            raise
         try:
             st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                continue
             found.append(_LogFile(file_key(fd, st.st_ino), st.st_size))
         finally:
             os.close(fd)

@@ -5,6 +5,7 @@
     logs/               LogDir: trek.log, trek.log.1 .. trek.log.N, .trek-audit.lock (writer state)
     audit.db            the permanent index (and its -wal, -shm)
     indexer.lock        one indexer per data directory
+    serve.json          what `trek-audit serve` knows of its indexer child (running, restarts)
     accounts.db         the panel's accounts and sessions
     secret_key          signs the panel's session cookies
 ```
@@ -19,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "AUDIT_DB_MODE",
     "DIR_MODE",
     "INDEXER_LOCK_MODE",
     "LOG_FILE_MODE",
     "LOG_FILE_NAME",
     "PRIVATE_FILE_MODE",
+    "SUPERVISOR_STATE_MODE",
+    "SUPERVISOR_STATE_NAME",
     "DataDir",
     "LogDir",
 ]
@@ -39,8 +43,15 @@ LOG_FILE_MODE = 0o640
 DIR_MODE = 0o750
 # Password hashes and the cookie key: the owner alone.
 PRIVATE_FILE_MODE = 0o600
-# The indexer's lock file holds only its pid: whoever runs `status` or the panel probes it.
-INDEXER_LOCK_MODE = 0o644
+# The indexer's lock file holds only its pid; `status` and the panel probe it, as the owner
+# or as members of its group, like the database.
+INDEXER_LOCK_MODE = 0o640
+# audit.db holds what the logs hold, so no wider than them; SQLite gives its -wal and -shm
+# the mode of the database file.
+AUDIT_DB_MODE = 0o640
+SUPERVISOR_STATE_NAME = "serve.json"
+# Read by `status`, the panel and probes, which may run as other users; it holds no secret.
+SUPERVISOR_STATE_MODE = 0o644
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,10 @@ class DataDir:
     @property
     def indexer_lock(self) -> Path:
         return self.root / "indexer.lock"
+
+    @property
+    def supervisor_state(self) -> Path:
+        return self.root / SUPERVISOR_STATE_NAME
 
     @property
     def accounts_db(self) -> Path:

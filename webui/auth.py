@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
+from trek_audit.writer import AuditWriteError
+
+from .account_change import account_change
 from .accounts import AccountError
 from .security import current_account, end_session, require_login, start_session
-from .state import client_address, current_state, record_event
+from .state import client_address, current_state, record_event, record_or_refuse
+from .throttle import Refusals
 
 __all__ = ["auth"]
+
+log = logging.getLogger(__name__)
 
 auth = Blueprint("auth", __name__)
 
@@ -32,8 +40,29 @@ def _safe_next(target: str | None) -> str:
     return url_for("audit.audit_page")
 
 
+def _record_refusals(refusals: Refusals) -> bool:
+    """Append one address's refused attempts as one event whose ip is that address.
+
+    False (and a log line) when the log cannot take it: the refusals are reported later.
+    """
+    try:
+        current_state().writer.record(
+            "user.login_throttled", ip=refusals.address, details=refusals.details()
+        )
+    except (AuditWriteError, ValueError) as error:
+        log.error("could not record user.login_throttled: %s", error)
+        return False
+    return True
+
+
+def _report_refusals() -> None:
+    """Report the throttle's refusals that are due, whoever asks: no timer runs in a worker."""
+    current_state().throttle.report_refusals(_record_refusals)
+
+
 @auth.get("/login")
 def login() -> str | BaseResponse:
+    _report_refusals()
     if current_account() is not None:
         return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html", next=request.args.get("next", ""), error=None)
@@ -45,9 +74,12 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
     password = request.form.get("password", "")
     next_url = request.form.get("next", "")
     state = current_state()
-    wait = state.throttle.begin_attempt(username, client_address())
+    address = client_address()
+    wait = state.throttle.begin_attempt(username, address)
+    # A refused attempt writes no event of its own: the refusals of each address are reported
+    # in aggregate, so hammering the form cannot flood the audit log.
+    _report_refusals()
     if wait is not None:
-        record_event("user.login_failed", details={"username": username, "reason": "throttled"})
         page = render_template(
             "login.html",
             next=next_url,
@@ -57,6 +89,8 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
         return page, 429, {"Retry-After": str(wait)}
     account = state.accounts.verify(username, password)
     if account is None:
+        # Nothing happens on a failed login, so one the log cannot take still answers 401:
+        # a 503 here would tell a guesser that the audit log is down.
         record_event(
             "user.login_failed",
             details={"username": username, "reason": "wrong username or password"},
@@ -65,9 +99,11 @@ def login_submit() -> tuple[str, int, dict[str, str]] | tuple[str, int] | BaseRe
             "login.html", next=next_url, username=username, error="Wrong username or password."
         )
         return page, 401
-    state.throttle.clear_failures(username)
+    # Recorded before the session starts: a login the audit log cannot take gets no session
+    # (503), and stays counted as a failed attempt for the throttle.
+    record_or_refuse("user.login", "you were not logged in", account=account)
+    state.throttle.clear_failures(username, address)
     start_session(account)
-    record_event("user.login", account=account)
     return redirect(_safe_next(next_url))
 
 
@@ -91,7 +127,9 @@ def password() -> str | tuple[str, int] | tuple[str, int, dict[str, str]] | Base
     new = request.form.get("new_password", "")
     state = current_state()
     # Throttled like a login: a borrowed session must not allow guessing without limit.
-    wait = state.throttle.begin_attempt(account.username, client_address())
+    address = client_address()
+    wait = state.throttle.begin_attempt(account.username, address)
+    _report_refusals()
     if wait is not None:
         page = render_template(
             "password.html",
@@ -103,13 +141,17 @@ def password() -> str | tuple[str, int] | tuple[str, int, dict[str, str]] | Base
         return render_template(
             "password.html", error="The current password is wrong.", done=None
         ), 400
-    state.throttle.clear_failures(account.username)
+    state.throttle.clear_failures(account.username, address)
     if new != request.form.get("confirm_password", ""):
         return render_template("password.html", error="The new passwords differ.", done=None), 400
     try:
-        account = state.accounts.set_password(account.username, new)
+        # Committed only once the event is recorded; a 503 from record_or_refuse rolls it back.
+        with account_change(state.accounts_db) as accounts:
+            account = accounts.set_password(account.username, new)
+            record_or_refuse(
+                "user.password_change", "your password was not changed", account=account
+            )
     except AccountError as error:
         return render_template("password.html", error=str(error), done=None), 400
     start_session(account)  # other sessions of this account end with the old version
-    record_event("user.password_change", account=account)
     return redirect(url_for("auth.password", done=1))

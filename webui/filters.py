@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,11 @@ FILTER_PARAMETERS = ("action", "user", "ip", "q", "since", "until")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 _MAX_LENGTH = {"user": 320, "ip": 100, "q": 500}
+# A calendar date, extended (2026-11-26) or basic (20261126): a whole day.
+_DATE = re.compile(r"(?P<year>\d{4})(?P<sep>-?)(?P<month>\d{2})(?P=sep)(?P<day>\d{2})", re.ASCII)
+# A calendar date with a time of day (and maybe an offset): one instant, which
+# ``datetime.fromisoformat`` then reads and checks.
+_DATE_TIME = re.compile(r"\d{4}(-?)\d{2}\1\d{2}[Tt ]\d{2}\S*", re.ASCII)
 
 
 class ParameterError(ValueError):
@@ -69,19 +75,31 @@ def _positive_int(args: Mapping[str, str], name: str, default: int | None) -> in
 def _timestamp(name: str, raw: str | None, *, end_of_day: bool) -> str | None:
     """Accept a date or an ISO 8601 date-time; without an offset it is UTC. Returns the stored form.
 
-    A bare date as ``until`` means the end of that day, so until=2026-11-26 includes the 26th.
+    A date (2026-11-26 or 20261126) is the whole day: as ``since`` its first instant, as
+    ``until`` (exclusive) the next day's, so until=2026-11-26 includes the 26th in either form.
+    Other ISO forms that name a span longer than an instant (a week, a day of the year) are
+    refused rather than read as their first midnight.
     """
     if raw is None:
         return None
+    text = raw.replace("z", "Z")
+    day = _DATE.fullmatch(text)
     try:
-        moment = datetime.fromisoformat(raw.replace("z", "Z"))
+        if day is not None:
+            moment = datetime(int(day["year"]), int(day["month"]), int(day["day"]), tzinfo=UTC)
+        elif _DATE_TIME.fullmatch(text) is not None:
+            moment = datetime.fromisoformat(text)
+        else:
+            raise ValueError(text)
     except ValueError:
         raise ParameterError(
-            name, f"{name} must be a date or date-time such as 2026-11-26 or 2026-11-26T13:00"
+            name,
+            f"{name} must be a date such as 2026-11-26 or 20261126, or a date-time such as "
+            "2026-11-26T13:00 (UTC unless an offset such as +01:00 is given)",
         ) from None
     try:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        if end_of_day and len(raw) == 10:
+        if end_of_day and day is not None:
             moment += timedelta(days=1)
     except OverflowError:
         raise ParameterError(name, f"{name} is out of range") from None

@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from trek_audit.layout import PRIVATE_FILE_MODE
+from trek_audit.store.files import NotARegularFile, open_private
 
 __all__ = ["SecretKeyError", "load_or_create_secret_key"]
 
@@ -26,7 +27,12 @@ class SecretKeyError(ValueError):
 
 def _read_secret_key(path: Path) -> str:
     """Read the key, first making the file private: whoever reads it can sign any session."""
-    with open(path, encoding="ascii") as file:
+    try:
+        # Never through a link: its target's mode would be changed and its text taken as a key.
+        fd = open_private(path, os.O_RDONLY, PRIVATE_FILE_MODE)
+    except NotARegularFile as error:
+        raise SecretKeyError(f"{error.strerror}; remove it or set TREK_SECRET_KEY") from None
+    with os.fdopen(fd, encoding="ascii") as file:
         mode = os.fstat(file.fileno()).st_mode
         if mode & _OTHERS_BITS:
             try:

@@ -8,10 +8,13 @@ module import the factory.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
-from flask import current_app, g, request
+from flask import abort, current_app, g, request
 
 from trek_audit.settings import Settings
 from trek_audit.store import AuditQuery, CountCache, HistogramCache
@@ -30,6 +33,7 @@ __all__ = [
     "current_state",
     "get_db",
     "record_event",
+    "record_or_refuse",
     "release_db",
 ]
 
@@ -60,14 +64,30 @@ class PanelState:
         self.histograms = HistogramCache(64)
 
     def audit_query(self) -> AuditQuery | None:
-        """This thread's query layer over audit.db, or None before the indexer created it."""
+        """This thread's query layer over audit.db, or None before the indexer created it.
+
+        At most once a second the file at the path is compared with the one this thread has
+        open: once audit.db is deleted or replaced (the indexer then starts a new one), the
+        old file's rows are served no more.
+        """
         query: AuditQuery | None = getattr(self._local, "query", None)
+        if query is not None and time.monotonic() >= self._local.checked + _IDENTITY_CHECK:
+            self._local.checked = time.monotonic()
+            if _identity(self.data.audit_db) != self._local.identity:
+                log.warning("%s was deleted or replaced: serving the new one", self.data.audit_db)
+                with self._lock:
+                    self._queries = [item for item in self._queries if item is not query]
+                query.close()
+                query = self._local.query = None
         if query is None:
+            identity = _identity(self.data.audit_db)
             try:
                 query = AuditQuery.open(self.data.audit_db)
             except FileNotFoundError:
                 return None
             self._local.query = query
+            self._local.identity = identity
+            self._local.checked = time.monotonic()
             with self._lock:
                 self._queries.append(query)
         return query
@@ -92,6 +112,19 @@ class PanelState:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+
+
+# How often, at most, a thread checks that audit.db is still the file it has open (seconds).
+_IDENTITY_CHECK = 1.0
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) of the file at ``path``, None when there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def current_state() -> PanelState:
@@ -143,3 +176,25 @@ def record_event(
         log.error("could not record %s: %s", action, error)
         return False
     return True
+
+
+def record_or_refuse(
+    action: str,
+    refused: str,
+    *,
+    account: Account | None = None,
+    resource: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one of the panel's own events, or end the request with 503 saying what was refused.
+
+    For actions that must not happen unaudited: call it before the action takes effect (inside
+    its ``account_change`` block, before a session starts), so that the 503 leaves nothing
+    changed. ``refused`` completes "The audit log cannot be written, so ...".
+    """
+    if not record_event(action, account=account, resource=resource, details=details):
+        abort(
+            503,
+            description=f"The audit log cannot be written, so {refused}. Nothing was changed; "
+            "the panel's own log says why (a full disk, a read-only log directory...).",
+        )

@@ -528,7 +528,8 @@ class AuditWriter:
         one in the meantime, that file is used.
         """
         self._close_log()
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_CREAT
+        # O_NOFOLLOW: a link at trek.log would have the event appended to its target.
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_CREAT | os.O_NOFOLLOW
         try:
             try:
                 fd = os.open(self._path_str, flags | (os.O_EXCL if exclusive else 0), LOG_FILE_MODE)

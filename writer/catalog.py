@@ -13,6 +13,7 @@ AREAS: dict[str, dict[str, str]] = {
         "user.register": "User registered",
         "user.login": "User logged in",
         "user.login_failed": "Login attempt failed",
+        "user.login_throttled": "Login attempts refused by the throttle, counted per address",
         "user.password_change": "User changed their password",
         "user.account_delete": "User deleted their account",
         "user.password_reset_request": "Password reset requested",

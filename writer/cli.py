@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,20 @@ def _parse_details(value: str | None) -> dict[str, Any] | None:
             f'must be a JSON object such as \'{{"method": "password"}}\', not {value!r}',
             param_hint="--details",
         )
+    # orjson reads an integer past 64 bits as a float, silently changing it: the integers
+    # are read again exactly, and one outside the range the Python API accepts is refused.
+    json.loads(value, parse_int=_int64)
     return details
+
+
+def _int64(text: str) -> int:
+    number = int(text)
+    if not -(2**63) <= number < 2**63:
+        raise click.BadParameter(
+            f"{text} is an integer outside the 64-bit range JSON readers accept",
+            param_hint="--details",
+        )
+    return number
 
 
 @click.command("record")

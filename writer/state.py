@@ -143,7 +143,8 @@ def open_lock_file(path: Path, log_path: str) -> LockFile:
     Raises AuditWriteError naming the lock file (and the log it serves) when that fails.
     """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, LOG_FILE_MODE)
+        # O_NOFOLLOW: a link there would have its target locked and overwritten.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, LOG_FILE_MODE)
     except OSError as error:
         raise AuditWriteError(
             f"cannot append to {log_path}: cannot open lock file {path}: {describe(error)}",

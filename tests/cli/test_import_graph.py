@@ -89,6 +89,4 @@ def test_the_check_catches_a_backwards_import_even_inside_a_function(tmp_path: P
     source = tmp_path / "follower.py"
     source.write_text("def f():\n    from ..webui.state import get_db\n", encoding="utf-8")
     files = {"trek_audit.indexer.follower": ("indexer", source)}
-    assert wrong_imports(files) == [
-        "trek_audit.indexer.follower imports trek_audit.webui.state"
-    ]
+    assert wrong_imports(files) == ["trek_audit.indexer.follower imports trek_audit.webui.state"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from trek_audit.webui.accounts import Accounts
 from trek_audit.webui.accounts_db import AccountsDB
 from trek_audit.webui.sessions import EndedSessions
-from trek_audit.webui.throttle import THROTTLE_LIMIT, THROTTLE_WINDOW, LoginThrottle
+from trek_audit.webui.throttle import PAIR_LIMIT, THROTTLE_WINDOW, LoginThrottle
 
 
 def test_accounts_file_is_private(tmp_path: Path) -> None:
@@ -79,10 +79,10 @@ def test_a_closed_file_reopens_on_next_use(tmp_path: Path) -> None:
 def test_throttle_waits_until_the_oldest_counted_failure_leaves_the_window(tmp_path: Path) -> None:
     with AccountsDB(tmp_path / "accounts.db") as db:
         throttle = LoginThrottle(db)
-        for n in range(THROTTLE_LIMIT):
-            assert throttle.begin_attempt("someone", f"192.0.2.{n}", now=1000.0 + n) is None
-        assert throttle.begin_attempt("someone", "192.0.2.99", now=1010.0) == THROTTLE_WINDOW - 10
-        assert throttle.retry_after("someone", "192.0.2.99", now=1000.0 + THROTTLE_WINDOW) is None
+        for n in range(PAIR_LIMIT):
+            assert throttle.begin_attempt("someone", "192.0.2.1", now=1000.0 + n) is None
+        assert throttle.begin_attempt("someone", "192.0.2.1", now=1010.0) == THROTTLE_WINDOW - 10
+        assert throttle.retry_after("someone", "192.0.2.1", now=1000.0 + THROTTLE_WINDOW) is None
 
 
 def test_an_ended_session_is_forgotten_once_its_cookie_has_expired(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from trek_audit.indexer import Indexer
 from trek_audit.webui import create_app
+from trek_audit.webui.throttle import ADDRESS_LIMIT, PAIR_LIMIT
 from trek_audit.writer.line import decode
 
 from .webui_support import ADMIN, VIEWER, csrf_from, json_body, log_in, state_of
@@ -45,17 +46,21 @@ def test_successful_login_is_recorded_with_the_account(client: FlaskClient, data
     assert event["ip"] == "127.0.0.1"
 
 
-def test_five_failures_per_username_give_429_with_retry_after(client: FlaskClient) -> None:
-    for attempt in range(5):
-        response = log_in(client, "admin", f"wrong-{attempt}", REMOTE_ADDR=f"198.51.100.{attempt}")
+def test_five_failures_of_a_username_from_one_address_give_429_with_retry_after(
+    client: FlaskClient,
+) -> None:
+    for attempt in range(PAIR_LIMIT):
+        response = log_in(client, "admin", f"wrong-{attempt}", REMOTE_ADDR="198.51.100.7")
         assert response.status_code == 401
-    response = log_in(client, *ADMIN, REMOTE_ADDR="198.51.100.77")
+    response = log_in(client, *ADMIN, REMOTE_ADDR="198.51.100.7")
     assert response.status_code == 429
     assert 0 < int(response.headers["Retry-After"]) <= 15 * 60
 
 
-def test_five_failures_per_ip_give_429_for_any_username(client: FlaskClient) -> None:
-    for attempt in range(5):
+def test_failures_from_one_address_up_to_its_limit_give_429_for_any_username(
+    client: FlaskClient,
+) -> None:
+    for attempt in range(ADDRESS_LIMIT):
         assert log_in(client, f"nobody{attempt}", "whatever-pw").status_code == 401
     response = log_in(client, *VIEWER)
     assert response.status_code == 429
@@ -81,30 +86,34 @@ def test_an_attempt_counts_against_the_limit_while_its_password_is_checked(
     [wait] = seen_while_checking
     assert wait is not None and wait > 0
     monkeypatch.undo()
-    # A right password still signs in below the limit, and clears the username's count.
-    other = app.test_client()
-    state.throttle.clear_failures("admin")
-    assert log_in(other, *ADMIN, REMOTE_ADDR="198.51.100.50").status_code == 302
-    assert state.throttle.retry_after("admin", "198.51.100.51") is None
+    # A right password still signs in below the limit, and clears the count of its address.
+    for attempt in range(PAIR_LIMIT - 1):
+        assert (
+            log_in(client, "admin", f"again-{attempt}", REMOTE_ADDR="198.51.100.50").status_code
+            == 401
+        )
+    assert log_in(app.test_client(), *ADMIN, REMOTE_ADDR="198.51.100.50").status_code == 302
+    assert state.throttle.retry_after("admin", "198.51.100.50") is None
+    assert log_in(client, "admin", "once-more", REMOTE_ADDR="198.51.100.50").status_code == 401
 
 
 @pytest.mark.parametrize("variant", [" admin", "admin\t", "ADMIN", "Admin"])
 def test_username_variants_do_not_get_around_the_throttle(
     client: FlaskClient, variant: str
 ) -> None:
-    for attempt in range(5):
-        response = log_in(client, "admin", f"wrong-{attempt}", REMOTE_ADDR=f"198.51.100.{attempt}")
+    for attempt in range(PAIR_LIMIT):
+        response = log_in(client, "admin", f"wrong-{attempt}", REMOTE_ADDR="198.51.100.9")
         assert response.status_code == 401
     # Spaces are trimmed, so the variant is throttled; another case is another (unknown) name.
-    response = log_in(client, variant, ADMIN[1], REMOTE_ADDR="198.51.100.99")
+    response = log_in(client, variant, ADMIN[1], REMOTE_ADDR="198.51.100.9")
     assert response.status_code == (429 if variant.strip() == "admin" else 401)
 
 
-def test_a_spoofed_forwarded_for_does_not_get_around_the_ip_throttle(client: FlaskClient) -> None:
+def test_a_spoofed_forwarded_for_does_not_get_around_the_throttle(client: FlaskClient) -> None:
     """Without TRUST_PROXY the header is anyone's to write: the socket's address counts."""
-    for attempt in range(5):
+    for attempt in range(PAIR_LIMIT):
         response = log_in(
-            client, f"nobody{attempt}", "whatever-pw", HTTP_X_FORWARDED_FOR=f"203.0.113.{attempt}"
+            client, "viewer", f"wrong-{attempt}", HTTP_X_FORWARDED_FOR=f"203.0.113.{attempt}"
         )
         assert response.status_code == 401
     response = log_in(client, *VIEWER, HTTP_X_FORWARDED_FOR="203.0.113.200")
@@ -122,12 +131,19 @@ def test_throttling_is_shared_between_app_instances(app: Flask, environ: dict[st
         state_of(other).close()
 
 
-def test_throttled_attempt_is_recorded_as_failed(client: FlaskClient, data_dir: Path) -> None:
-    for attempt in range(6):
+def test_the_first_refused_attempt_of_an_address_is_recorded_at_once_as_throttled(
+    client: FlaskClient, data_dir: Path
+) -> None:
+    for attempt in range(PAIR_LIMIT + 1):
         log_in(client, "admin", f"bad-{attempt}")
     events = logged_events(data_dir)
-    assert [e["action"] for e in events] == ["user.login_failed"] * 6
-    assert events[-1]["details"]["reason"] == "throttled"
+    assert [e["action"] for e in events] == ["user.login_failed"] * PAIR_LIMIT + [
+        "user.login_throttled"
+    ]
+    refused = events[-1]
+    assert (refused["user"], refused["ip"]) == (None, "127.0.0.1")
+    assert refused["details"]["attempts"] == 1
+    assert refused["details"]["usernames"] == {"admin": 1}
 
 
 @pytest.mark.parametrize(
