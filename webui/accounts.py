@@ -49,6 +49,13 @@ class Account:
         """The writer's user object for events this account causes."""
         return {"id": self.id, "username": self.username, "email": self.email}
 
+    def creation_details(self, via: str | None = None) -> dict[str, object]:
+        """The details of the ``admin.user_create`` event that created this account."""
+        details: dict[str, object] = {"username": self.username, "role": self.role, "id": self.id}
+        if via is not None:
+            details["via"] = via
+        return details
+
 
 class Accounts:
     """The accounts table of accounts.db."""

@@ -39,7 +39,7 @@ def accounts() -> tuple[str, int]:
                     f"the account {account.username!r} was not created",
                     account=current_account(),
                     resource=account.username,
-                    details={"username": account.username, "role": account.role, "id": account.id},
+                    details=account.creation_details(),
                 )
         except AccountError as problem:
             error, status = str(problem), 400

@@ -115,12 +115,7 @@ def create(
                 "admin.user_create",
                 f"the account {name!r} was not created",
                 resource=account.username,
-                details={
-                    "username": account.username,
-                    "role": account.role,
-                    "id": account.id,
-                    "via": "cli",
-                },
+                details=account.creation_details(via="cli"),
             )
     except AccountError as error:
         raise click.ClickException(str(error)) from None

@@ -78,12 +78,7 @@ def ensure_admin(settings: Settings, echo: Echo) -> None:
             writer.record(
                 "admin.user_create",
                 resource=account.username,
-                details={
-                    "username": account.username,
-                    "role": account.role,
-                    "id": account.id,
-                    "via": "first start",
-                },
+                details=account.creation_details(via="first start"),
             )
     if settings.admin_password:
         echo("created account 'admin' with the password from TREK_ADMIN_PASSWORD")
