@@ -31,7 +31,6 @@ import argparse
 import inspect
 import os
 import random
-import resource
 import shutil
 import signal
 import sqlite3
@@ -44,7 +43,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from trek_audit.indexer import Indexer
 from trek_audit.indexer.ledger import Row
@@ -314,30 +313,54 @@ def _remove(db_path: Path) -> None:
         leftover.unlink()
 
 
-def _indexer_run(data_dir: Path, events: int, pages: list[float]) -> tuple[float, float]:
-    """``trek-audit index --once`` into a new audit.db, the panel's page timed all along.
+def _peak_rss(pid: int) -> float:
+    """The peak resident set size of a running process so far, in MB (0 once it has exited).
 
-    Returns the seconds and the database's MB per million events; adds the page times.
+    Read from /proc (VmHWM) while it runs: ``getrusage`` of a child started by vfork and
+    exec counts the parent's own peak too.
     """
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+class IndexerRun(NamedTuple):
+    seconds: float
+    mb_per_million: float  # audit.db's size per million events
+    peak_rss: float  # MB
+
+
+def _indexer_run(data_dir: Path, events: int, pages: list[float]) -> IndexerRun:
+    """``trek-audit index --once`` into a new audit.db, the panel's page timed all along."""
     audit_db = DataDir(data_dir).audit_db
     _remove(audit_db)
     os.sync()  # each run starts on a quiet disk, not behind the last one's write-back
     sampler = PageSampler(audit_db, sorted(ACTIONS)[0])
     sampler.start()
+    output = data_dir.parent / "index-once.out"
+    peak, pause = 0.0, threading.Event()
     begin = time.perf_counter()
-    done = subprocess.run(
-        cli("index", "--once", "--data-dir", str(data_dir)),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    seconds = time.perf_counter() - begin
+    with open(output, "w+") as out:
+        indexer = subprocess.Popen(
+            cli("index", "--once", "--data-dir", str(data_dir)), stdout=out, stderr=out
+        )
+        while indexer.poll() is None:
+            peak = max(peak, _peak_rss(indexer.pid))
+            pause.wait(0.05)
+        seconds = time.perf_counter() - begin
+        out.seek(0)
+        said = out.read()
     sampler.stop.set()
     sampler.join()
     pages.extend(sampler.took)
     indexed = read_status(data_dir)["indexed"]
-    assert indexed == events, (indexed, done.stdout, done.stderr)
-    return seconds, _per_million(audit_db, events)
+    assert indexer.returncode == 0 and indexed == events, (indexer.returncode, indexed, said)
+    return IndexerRun(seconds, _per_million(audit_db, events), peak)
 
 
 def _v2_run(log_dir: Path, db_path: Path, events: int) -> tuple[float, float]:
@@ -378,15 +401,14 @@ def catch_up(work: Path, events: int) -> None:
         indexer_runs.append(_indexer_run(data_dir, events, pages))
         v2_runs.append(_v2_run(log_dir, work / "plain-v2.db", events))
         batched_runs.append(_batched_run(log_dir, work / "batched.db", events))
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    indexer_seconds, v3_size = min(indexer_runs)
+    indexer_seconds, v3_size = min(indexer_runs)[:2]
+    peak_mb = max(run.peak_rss for run in indexer_runs)
     v2_seconds, v2_size = min(v2_runs)
     batched_seconds = min(batched_runs)
 
     indexer_rate = events / indexer_seconds
     v2_rate = events / v2_seconds
     batched_rate = events / batched_seconds
-    peak_mb = peak_kib / 1024
     print(f"  plain executemany, schema v2 (triggers)  {v2_seconds:7.2f} s  {v2_rate:8,.0f} rows/s")
     print(
         f"  plain batches, schema v3                 {batched_seconds:7.2f} s  "
