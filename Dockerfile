@@ -9,9 +9,10 @@
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build
-# A compiler for the writer's C fast path; it stays in this stage, out of the image.
+# A compiler and OpenSSL's headers for the writer's C fast path (it hashes the chain with
+# libcrypto, which the base image has for Python's own ssl); they stay in this stage.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./

@@ -71,7 +71,7 @@ asan: $(DEV_STAMP)
 	@rm -rf $(ASAN_DIR) && mkdir -p $(ASAN_DIR)
 	$(CC) -shared -fPIC $(ASAN_CFLAGS) -Wall -Wextra -Wno-missing-field-initializers \
 		-I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
-		writer/_fastappend.c -o $(ASAN_DIR)/_fastappend.so
+		writer/_fastappend.c -lcrypto -o $(ASAN_DIR)/_fastappend.so
 	@cp tests/writer/asan/sitecustomize.py $(ASAN_DIR)/
 	@$(ASAN_ENV) $(BIN)/python -c 'import sys, trek_audit.writer._fastappend as c; \
 		sys.exit(0 if c.__file__.endswith("$(ASAN_DIR)/_fastappend.so") else "not the ASan build")'

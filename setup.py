@@ -1,7 +1,8 @@
 """Build of the optional C fast path of the writer; the project's metadata is in pyproject.toml.
 
-``optional=True``: where it cannot be compiled, the install goes on and the writer uses its
-pure-Python path (see ``trek_audit.writer.appender``).
+``optional=True``: where it cannot be compiled (no compiler, or no OpenSSL headers and
+libcrypto for the hash chain: libssl-dev on Debian), the install goes on and the writer uses
+its pure-Python path (see ``trek_audit.writer.appender``).
 """
 
 from setuptools import Extension, setup
@@ -12,6 +13,7 @@ setup(
             "trek_audit.writer._fastappend",
             ["writer/_fastappend.c"],
             depends=["writer/_fastappend.h"],
+            libraries=["crypto"],
             extra_compile_args=["-Wall", "-Wextra", "-Wno-missing-field-initializers"],
             optional=True,
         )

@@ -54,6 +54,7 @@ from trek_audit.store import AuditQuery, CountCache, Filter, connect, open_datab
 from trek_audit.store.schema import fill_full_text, newest_row_id
 from trek_audit.writer import AuditWriter
 from trek_audit.writer.catalog import ACTIONS
+from trek_audit.writer.chain import GENESIS, advance
 from trek_audit.writer.line import Event, decode, encode
 
 FILES = 5  # trek.log.4 .. trek.log
@@ -182,22 +183,36 @@ CREATE TRIGGER "audit_log_au" AFTER UPDATE ON "audit_log" BEGIN
 END;
 PRAGMA user_version = 2;
 """
-# What the indexer inserts: a row already indexed (same event id) is skipped.
-INSERT = (
+# What the indexer inserts: a row already indexed (same event id) is skipped. Since schema
+# version 4 each row also holds the chain head after its line; version 2 had no such column.
+INSERT_V2 = (
     "INSERT OR IGNORE INTO audit_log (event_id, seq, ts, action, user_id, username, email, "
     "resource, ip, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT = (
+    "INSERT OR IGNORE INTO audit_log (event_id, seq, ts, action, user_id, username, email, "
+    "resource, ip, details, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The indexer's batch: lines per transaction during catch-up.
 BATCH = int(inspect.signature(Indexer).parameters["batch_size"].default)
 
 
-def _row_chunks(log_dir: Path, rows: int) -> Iterator[list[Row]]:
-    """The rows of the log files, oldest first, ``rows`` at a time (decoding is not timed)."""
-    chunk: list[Row] = []
+def _row_chunks(log_dir: Path, rows: int, *, chained: bool) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of the log files, oldest first, ``rows`` at a time (decoding is not timed).
+
+    ``chained``: with the chain head after each line, as version 4 keeps it; else without.
+    """
+    chunk: list[tuple[Any, ...]] = []
+    head = GENESIS
     for path in _oldest_first(log_dir):
         with open(path, "rb") as file:
             for raw in file:
-                chunk.append(event_row(decode(raw)))
+                row: Row = event_row(decode(raw))
+                if chained:
+                    head = advance(head, raw)
+                    chunk.append(row._replace(chain=head))
+                else:
+                    chunk.append(tuple(row)[:-1])
                 if len(chunk) == rows:
                     yield chunk
                     chunk = []
@@ -211,9 +226,9 @@ def plain_insert_v2(log_dir: Path, db_path: Path) -> float:
     conn.executescript(V2_SCHEMA)
     conn.isolation_level = "DEFERRED"
     timed = 0.0
-    for rows in _row_chunks(log_dir, 40_000):
+    for rows in _row_chunks(log_dir, 40_000, chained=False):
         begin = time.perf_counter()
-        conn.executemany(INSERT, rows)
+        conn.executemany(INSERT_V2, rows)
         timed += time.perf_counter() - begin
     begin = time.perf_counter()
     conn.commit()
@@ -232,7 +247,7 @@ def batched_insert(log_dir: Path, db_path: Path) -> float:
     conn = open_database(db_path)
     conn.isolation_level = None
     timed = 0.0
-    for rows in _row_chunks(log_dir, BATCH):
+    for rows in _row_chunks(log_dir, BATCH, chained=True):
         begin = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         newest = newest_row_id(conn)

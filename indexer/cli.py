@@ -20,6 +20,7 @@ from trek_audit.store.health import HealthReport, read_health
 
 from .follower import Indexer
 from .lock import IndexerBusy
+from .sealing import Sealer
 
 __all__ = ["index", "status"]
 
@@ -57,7 +58,10 @@ def index(
 
     Without --once it follows the log directory until stopped: Ctrl-C or SIGTERM
     stop it cleanly, with everything read committed. Only one indexer works on a data
-    directory; a second one exits with status 1, or waits with --wait.
+    directory; a second one exits with status 1, or waits with --wait. Where a sealing
+    key exists (`trek-audit seal init`), it also seals the log when lines have been
+    unsealed for TREK_SEAL_INTERVAL seconds, even if the app writes nothing more
+    (--once: if they are, before indexing).
 
     \b
     Examples:
@@ -97,6 +101,12 @@ def _describe_os_error(error: OSError, fallback: Path) -> str:
 
 
 def _index_once(settings: Settings, wait: bool) -> None:
+    # Before indexing, so that the seal is indexed (and the chain checked) in this run.
+    sealer = Sealer.from_settings(settings)
+    try:
+        sealer.seal_if_due()
+    finally:
+        sealer.stop()
     if sys.stdout.isatty():
         total = read_status(settings.data_dir)["lag_bytes"]
         with click.progressbar(length=total, label="indexing", show_pos=False) as bar:
@@ -136,15 +146,18 @@ def _follow(settings: Settings, wait: bool, rescan_interval: float, watch: bool)
             signal.signal(sig, signal.SIG_IGN)
         raise StopRequested(signum)
 
+    sealer = Sealer.from_settings(settings)
     previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
     try:
         indexer.start()
         log.info("indexing %s into %s", indexer.log_dir, indexer.db_path)
+        sealer.start()  # once this process is the directory's indexer, not while it waits
         while not indexer.stop_event.wait(0.5):
             pass
     except StopRequested as stop:
         log.info("stopping on %s", signal.Signals(stop.signum).name)
     finally:
+        sealer.stop()
         indexer.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

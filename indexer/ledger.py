@@ -1,9 +1,10 @@
 """The indexer's side of audit.db: rows, reading positions, counters and gaps, committed together.
 
 Everything one batch changes (its rows and their full-text entries, its rejected lines, the
-file's new offset, the counters, the gaps, any incident) goes into one transaction, so a
-crash at any moment leaves either all of it or none of it: nothing is lost, nothing indexed
-twice, and no row is visible without being searchable.
+file's new offset, the chain head, the counters, the gaps, any incident) goes into one
+transaction, so a crash at any moment leaves either all of it or none of it: nothing is lost,
+nothing indexed twice, no row is visible without being searchable, and the chain resumes
+exactly after the last committed line.
 
 The end of each transaction (the full-text entries and the commit, about 60% of its time
 during catch-up) runs in a thread of its own while the scanner reads and decodes the next
@@ -23,8 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from trek_audit.store.migrations import CHAIN_LOG_DIR
 from trek_audit.store.schema import fill_full_text, newest_row_id
+from trek_audit.writer.chain import GENESIS
 from trek_audit.writer.line import SEQ_MAX
+
+from .chain import ChainFollower, ChainState, LastSeal
 
 __all__ = ["FileState", "Incident", "Ledger", "LedgerConflict", "Occupant", "Rejected", "Row"]
 
@@ -48,6 +53,7 @@ class Row(NamedTuple):
     resource: str | None
     ip: str | None
     details: str | None  # JSON text
+    chain: bytes | None = None  # the chain head after the event's line; None when unknown
 
 
 class Rejected(NamedTuple):
@@ -62,7 +68,7 @@ class Rejected(NamedTuple):
 
 
 class Incident(NamedTuple):
-    """A problem with a whole file (truncated, replaced), as an incidents row."""
+    """A problem beyond a single line (a file truncated or replaced, a chain break)."""
 
     kind: str
     file: str
@@ -79,12 +85,21 @@ class Occupant(NamedTuple):
 
 _INSERT_ROW = (
     "INSERT OR IGNORE INTO audit_log "
-    "(event_id, seq, ts, action, user_id, username, email, resource, ip, details) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "(event_id, seq, ts, action, user_id, username, email, resource, ip, details, chain) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_ROW = (
     "SELECT id, event_id, seq, ts, action, user_id, username, email, resource, ip, details "
     "FROM audit_log WHERE event_id = ?"
+)
+_SELECT_CHAIN = (
+    "SELECT head, seq, seal_seq, seal_epoch, seal_key_id, seal_head, seal_sound "
+    "FROM chain_heads WHERE log_dir = ?"
+)
+_SAVE_CHAIN = (
+    "INSERT OR REPLACE INTO chain_heads "
+    "(log_dir, head, seq, seal_seq, seal_epoch, seal_key_id, seal_head, seal_sound) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_REJECTED = (
     'INSERT INTO rejected_lines (file, file_key, "offset", length, reason, raw, detected) '
@@ -177,6 +192,7 @@ class Ledger:
         self._gap_starts: list[int] = []
         self._gaps_dirty = False
         self._finishing: _Finish | None = None
+        self.chain = ChainFollower(ChainState(None, 0))  # reload() reads it
         # Which of the seqs noted since the last commit (by their place: note_seq is called
         # once per row of the next batch, in its order) were seen before.
         self._noted = 0
@@ -204,6 +220,21 @@ class Ledger:
         self._gap_starts = [gap[0] for gap in self._gaps]
         self._gaps_dirty = False
         self._noted, self._seen_before = 0, set()
+        self.chain = self._load_chain()
+
+    def _load_chain(self) -> ChainFollower:
+        row = self.conn.execute(_SELECT_CHAIN, (CHAIN_LOG_DIR,)).fetchone()
+        if row is None:
+            # Nothing read yet, the chain starts with the first line the indexer reads (if its
+            # seq is 1). Lines read before schema version 4 leave the head unknown. Saved
+            # with the first batch, whatever it holds.
+            read = self.conn.execute('SELECT 1 FROM log_files WHERE "offset" > 0 LIMIT 1')
+            return ChainFollower(ChainState(None if read.fetchone() else GENESIS, 0), changed=True)
+        head, seq, seal_seq, seal_epoch, seal_key_id, seal_head, seal_sound = row
+        seal = None
+        if seal_seq is not None:
+            seal = LastSeal(seal_seq, seal_epoch, seal_key_id, seal_head, bool(seal_sound))
+        return ChainFollower(ChainState(head, seq, seal))
 
     @property
     def gaps(self) -> list[tuple[int, int]]:
@@ -324,6 +355,8 @@ class Ledger:
                     "INSERT INTO incidents (kind, file, message, detected) VALUES (?, ?, ?, ?)",
                     [(*item, stamp) for item in incidents],
                 )
+            if self.chain.changed:
+                conn.execute(_SAVE_CHAIN, self._chain_row())
             if self._gaps_dirty:
                 conn.execute("DELETE FROM gaps")  # bookkeeping, not audit rows: rewritten whole
                 conn.executemany(
@@ -376,11 +409,17 @@ class Ledger:
         self.rejected += len(rejected)
         self.incidents += len(incidents)
         self._gaps_dirty = False
+        self.chain.changed = False
         if file is not None:
             file.stored = True
             if not file.first_seen:
                 file.first_seen = stamp
         return inserted
+
+    def _chain_row(self) -> tuple[object, ...]:
+        state = self.chain.state
+        seal = (None, None, None, None, None) if state.seal is None else state.seal
+        return (CHAIN_LOG_DIR, state.head, state.seq, *seal)
 
     def _duplicates(
         self, rows: Sequence[Row], newest: int, inserted: int, where: str
@@ -405,7 +444,9 @@ class Ledger:
             taken = found[0] > newest and row.event_id not in first_of_id
             first_of_id.add(row.event_id)
             if not taken:
-                if held != row:
+                # The chain is the indexer's reading, not the event: the same line read again
+                # where the head was unknown is the same event.
+                if held != row._replace(chain=None):
                     incidents.append(
                         Incident(
                             "duplicate_id",

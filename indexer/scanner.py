@@ -27,6 +27,7 @@ from trek_audit.layout import LOG_FILE_NAME, LogDir
 from trek_audit.store.log_files import file_key
 from trek_audit.writer.line import MAX_DETAILS_DEPTH, Event, LineError, check_details, decode
 
+from .chain import CHAIN_BREAK
 from .ledger import FileState, Incident, Ledger, LedgerConflict, Occupant, Rejected, Row
 from .segments import LineReader, highest_slot
 
@@ -60,8 +61,11 @@ class _Segment:
     has_newer: bool
 
 
-def event_row(event: Event) -> Row:
-    """Turn a decoded event into an audit_log row, or raise LineError if SQLite cannot hold it."""
+def event_row(event: Event, chain: bytes | None = None) -> Row:
+    """Turn a decoded event (and the chain head after its line) into an audit_log row.
+
+    Raises LineError if SQLite cannot hold the event.
+    """
     seq = event["seq"]
     if seq > _INT64_MAX:
         raise LineError("seq larger than a 64-bit integer")
@@ -94,6 +98,7 @@ def event_row(event: Event) -> Row:
         event["resource"],
         event["ip"],
         None if details is None else orjson.dumps(details).decode(),
+        chain,
     )
 
 
@@ -362,7 +367,9 @@ class Scanner:
             else:
                 try:
                     event = decode(line.data)
-                    row = event_row(event)
+                    # Every event line is a link of the chain, even one SQLite cannot hold.
+                    chain = ledger.chain.link(line.data, event, name)
+                    row = event_row(event, chain)
                     check_integers(line.data, event)
                 except LineError as error:
                     rejected.append(
@@ -415,6 +422,10 @@ class Scanner:
         advanced: int = 0,
     ) -> None:
         rows, rejected, incidents = rows or [], rejected or [], incidents or []
+        # A seal's break goes into the batch that holds the seal line (and its new head).
+        breaks = self.ledger.chain.take_breaks()
+        if breaks:
+            incidents = [*incidents, *(Incident(CHAIN_BREAK, b.file, b.message) for b in breaks)]
         inserted = self.ledger.commit(
             rows=rows, rejected=rejected, file=state, incidents=incidents, occupant=occupant
         )

@@ -192,7 +192,8 @@ def judge(
             degraded.append(f"{status['rejected']:,} log line(s) rejected as malformed")
         if status["incidents"]:
             degraded.append(
-                f"{status['incidents']:,} incident(s): truncated, replaced or lost log files"
+                f"{status['incidents']:,} incident(s): truncated, replaced or lost log files, "
+                "or lines that do not match their seal"
             )
     verdict: Verdict = "failing" if failing else "degraded" if degraded else "ok"
     return verdict, (*failing, *degraded)

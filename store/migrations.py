@@ -2,7 +2,8 @@
 
 Each step runs inside one transaction (see ``schema.migrate``). Audit rows are permanent:
 no step drops or rewrites them, nor their full-text entries. A step may drop what is derived
-from them and no longer read (version 3: the full-text triggers and three indexes).
+from them and no longer read (version 3: the full-text triggers and three indexes), and add
+what is derived from them (version 4: each row's chain head, NULL for the rows before it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-__all__ = ["MIGRATIONS"]
+__all__ = ["CHAIN_LOG_DIR", "MIGRATIONS"]
+
+# The key of the one log directory's row in chain_heads: the indexer reads <data>/logs.
+CHAIN_LOG_DIR = "logs"
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -144,5 +148,31 @@ def _v3(db: sqlite_utils.Database) -> None:
         conn.execute(f'DROP INDEX IF EXISTS "{index}"')
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    # The hash chain of the log (writer/chain.py): each row keeps the head after its line,
+    # NULL where the indexer did not know it. ADD COLUMN changes only the table's definition,
+    # so a database of millions of rows is migrated in place in a moment.
+    conn = db.conn
+    conn.execute("ALTER TABLE audit_log ADD COLUMN chain BLOB")
+    # The indexer's running head per log directory, and the last seal line it read (its seq,
+    # epoch, key and the head after it), committed with the reading positions so that a
+    # restart resumes the chain exactly where the committed rows end. The indexer adds the
+    # row when it first reads: it alone knows where the chain starts.
+    db["chain_heads"].create(  # type: ignore[union-attr]
+        {
+            "log_dir": str,
+            "head": bytes,
+            "seq": int,
+            "seal_seq": int,
+            "seal_epoch": int,
+            "seal_key_id": str,
+            "seal_head": bytes,
+            "seal_sound": int,  # 0 when that seal was a chain break
+        },
+        pk="log_dir",
+        not_null={"seq"},
+    )
+
+
 # Step N (0-based) takes a database from version N to N + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]

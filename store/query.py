@@ -4,18 +4,33 @@ Every page is newest first (``ORDER BY id DESC``) and continues from a cursor, t
 id of the last entry seen (``before``); nothing here uses OFFSET, so page 10,000 costs
 what page 1 costs. The SQL comes from ``sql``; the unfiltered total comes from the
 ``indexed`` counter instead of counting the table.
+
+Seal lines are left out unless the filter's action asks for them (``sql.leaves_out_seals``).
+A count or histogram without them is the count of every matching row less the seal lines'
+share: both are covering-index scans (the seal lines through the action index), where a
+condition on the action would read every matching row from the table.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .caches import CachedCount, CachedHistogram, CountCache, HistogramCache
 from .calendar import UNIT_WIDTH, bucket_labels, coarsen, label_time, parse_ts, unit_for
 from .schema import connect, schema_version
-from .sql import Branch, Statement, branches, bucket_sql, count_sql, page_sql
+from .sql import (
+    Branch,
+    Statement,
+    branches,
+    bucket_sql,
+    count_sql,
+    leaves_out_seals,
+    page_sql,
+    seal_lines_of,
+)
 from .values import Entry, Filter, Histogram
 
 __all__ = ["AuditQuery"]
@@ -58,6 +73,17 @@ class AuditQuery:
         sql, params = self._page_sql(flt, before, limit)
         return [Entry(*row) for row in self.conn.execute(sql, params)]
 
+    def newest(self, flt: Filter) -> Entry | None:
+        """The newest matching entry, or None."""
+        found = self.page(flt, None, 1)
+        return found[0] if found else None
+
+    def oldest(self, flt: Filter) -> Entry | None:
+        """The oldest matching entry (the lowest row id), or None."""
+        sql, params = self._page_sql(flt, None, 1, ascending=True)
+        row = self.conn.execute(sql, params).fetchone()
+        return None if row is None else Entry(*row)
+
     def iter_all(self, flt: Filter, batch: int = 1000) -> Iterator[Entry]:
         """Yield every matching entry, newest first, in keyset batches (each its own short read)."""
         before: int | None = None
@@ -74,7 +100,9 @@ class AuditQuery:
         With a ``cache``, a filter counted before costs only the rows added since.
         """
         if flt.is_empty():
-            return self.indexed_total()
+            # The counter and the seal lines as of one commit of the indexer.
+            with self._snapshot():
+                return self.indexed_total() - self.count(seal_lines_of(flt), cache)
         if cache is None:
             return self._count(flt, None, None)
         top = self._top()
@@ -155,17 +183,26 @@ class AuditQuery:
     def _bucket_counts(
         self, flt: Filter, width: int, after: int | None, before: int | None
     ) -> dict[str, int]:
-        sql, params = bucket_sql(branches(flt), width, after, before)
+        counts = self._raw_bucket_counts(flt, width, after, before)
+        if leaves_out_seals(flt):
+            seals = self._raw_bucket_counts(seal_lines_of(flt), width, after, before)
+            for label, count in seals.items():
+                counts[label] = counts.get(label, 0) - count
+            counts = {label: count for label, count in counts.items() if count > 0}
+        return counts
+
+    def _raw_bucket_counts(
+        self, flt: Filter, width: int, after: int | None, before: int | None
+    ) -> dict[str, int]:
+        sql, params = bucket_sql(branches(flt, seals=True), width, after, before)
         return {str(label): int(count) for label, count in self.conn.execute(sql, params)}
 
     def _time_bounds(self, flt: Filter) -> tuple[str | None, str | None]:
         """The timestamps of the oldest and newest matching rows (by id, which follows time)."""
-        newest = self.page(flt, None, 1)
-        if not newest:
+        newest, oldest = self.newest(flt), self.oldest(flt)
+        if newest is None or oldest is None:
             return None, None
-        sql, params = self._page_sql(flt, None, 1, ascending=True)
-        oldest = Entry(*self.conn.execute(sql, params).fetchone())
-        return min(oldest.ts, newest[0].ts), max(oldest.ts, newest[0].ts)
+        return min(oldest.ts, newest.ts), max(oldest.ts, newest.ts)
 
     # -- running the SQL ---------------------------------------------------------------
 
@@ -175,8 +212,26 @@ class AuditQuery:
         return None if top is None else int(top)
 
     def _count(self, flt: Filter, after: int | None, before: int | None) -> int:
-        sql, params = count_sql(branches(flt), after, before)
+        total = self._raw_count(flt, after, before)
+        if leaves_out_seals(flt):
+            total -= self._raw_count(seal_lines_of(flt), after, before)
+        return total
+
+    def _raw_count(self, flt: Filter, after: int | None, before: int | None) -> int:
+        sql, params = count_sql(branches(flt, seals=True), after, before)
         return int(self.conn.execute(sql, params).fetchone()[0])
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Run the statements inside in one read transaction: they see the same commit."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.rollback()  # nothing was written: ending the read is all there is to do
 
     def _page_sql(
         self, flt: Filter, before: int | None, limit: int, ascending: bool = False

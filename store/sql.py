@@ -6,12 +6,18 @@ looked up in the full-text index, which walks its rowids in order too. A ``user`
 may match a name or a user id; an OR over them would defeat those indexes, so it becomes
 one *branch* per way, each its own range scan, joined by UNION. Values are always bound
 parameters; only fixed fragments of this module are put into the text.
+
+Seal lines (action ``audit.seal``) are rows like any other, but they are the log vouching
+for itself, not events anyone did: a filter leaves them out unless its action asks for them
+(``leaves_out_seals``). Pages say so in their WHERE clause; counts and histograms take the seal
+lines' share off the whole instead (see ``AuditQuery``), which keeps their covering indexes.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from .search import column_phrase, fts_query
@@ -24,7 +30,10 @@ __all__ = [
     "branches",
     "bucket_sql",
     "count_sql",
+    "leaves_out_seals",
     "page_sql",
+    "seal_action",
+    "seal_lines_of",
 ]
 
 # The columns of audit_log in the order of Entry's fields.
@@ -103,14 +112,44 @@ class Branch:
         return Statement((" WHERE " + " AND ".join(conditions)) if conditions else "", params)
 
 
-def branches(flt: Filter, until_bound: Callable[[str], int | None] | None = None) -> list[Branch]:
-    """The branches of a filter.
+def seal_action() -> str:
+    """The action of seal lines (``trek_audit.writer.chain.SEAL_ACTION``)."""
+    # Imported on first use: importing the writer package loads its appender and C
+    # extension, which a panel worker's read side does without until then.
+    from trek_audit.writer.chain import SEAL_ACTION
+
+    return SEAL_ACTION
+
+
+def leaves_out_seals(flt: Filter) -> bool:
+    """Whether seal lines are among the rows the filter matches but are to be left out.
+
+    Only a filter without an action: the action filter is exact, so ``audit.seal`` asks
+    for the seal lines and any other action has none among its rows already.
+    """
+    return flt.action is None
+
+
+def seal_lines_of(flt: Filter) -> Filter:
+    """The filter narrowed to seal lines: the share a count of ``flt`` takes off its whole."""
+    return replace(flt, action=seal_action())
+
+
+def branches(
+    flt: Filter,
+    until_bound: Callable[[str], int | None] | None = None,
+    *,
+    seals: bool = False,
+) -> list[Branch]:
+    """The branches of a filter; seal lines are left out (``leaves_out_seals``) unless ``seals``.
 
     ``until_bound``, when given, returns the largest row id before an ``until`` timestamp
     (or None to do without): pages use it to start from there rather than from the newest row.
     """
     # A search of only spaces is no search.
     base = Branch(fts_query(flt.q) if flt.q else None)
+    if not seals and leaves_out_seals(flt):
+        base = base.copy_with("a.action != ?", seal_action())
     for column, value in (("action", flt.action), ("ip", flt.ip)):
         if value is not None:
             base = base.copy_with(f"a.{column} = ?", value)

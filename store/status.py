@@ -36,7 +36,7 @@ class Status(TypedDict):
     gaps: list[list[int]]  # [[first, last], ...] of seqs never seen, oldest first
     missing: int  # events inside the gaps
     rejected: int  # lines rejected as malformed
-    incidents: int  # truncated, replaced or lost log files
+    incidents: int  # truncated, replaced or lost log files, chain breaks
     last_indexed_at: str | None  # ISO 8601 time of the last commit that indexed a row
     running: bool  # whether an indexer holds the data directory's lock now
     pid: int | None  # of the running indexer

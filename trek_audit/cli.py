@@ -45,6 +45,14 @@ COMMANDS: dict[str, LazyCommand] = {
         "trek_audit.webui.cli:admin",
         "Manage panel accounts (stored in <data>/accounts.db).",
     ),
+    "seal": LazyCommand(
+        "trek_audit.writer.seal_cli:seal",
+        "Manage the sealing key that makes the log tamper-evident.",
+    ),
+    "verify": LazyCommand(
+        "trek_audit.store.cli:verify",
+        "Check the hash chain, the seals and the audit database against the log files.",
+    ),
     "backup": LazyCommand(
         "trek_audit.store.cli:backup",
         "Copy the audit database to DESTINATION while it is in use, as one consistent snapshot.",

@@ -8,6 +8,8 @@
     serve.json          what `trek-audit serve` knows of its indexer child (running, restarts)
     accounts.db         the panel's accounts and sessions
     secret_key          signs the panel's session cookies
+    seal.key            the sealing key (`seal init`), mode 0600: the current epoch's key only
+    verify.json         the result of the last `trek-audit verify` of this directory
 ```
 
 Shippers watch ``logs/trek.log*``: nothing else the writer makes in ``logs/`` matches that
@@ -28,6 +30,9 @@ __all__ = [
     "PRIVATE_FILE_MODE",
     "SUPERVISOR_STATE_MODE",
     "SUPERVISOR_STATE_NAME",
+    "SEAL_KEY_NAME",
+    "VERIFY_REPORT_NAME",
+    "VERIFY_REPORT_MODE",
     "DataDir",
     "LogDir",
 ]
@@ -50,6 +55,10 @@ INDEXER_LOCK_MODE = 0o640
 # the mode of the database file.
 AUDIT_DB_MODE = 0o640
 SUPERVISOR_STATE_NAME = "serve.json"
+SEAL_KEY_NAME = "seal.key"
+VERIFY_REPORT_NAME = "verify.json"
+# The last verify result: read by the panel and by probes, like the database; no secret in it.
+VERIFY_REPORT_MODE = 0o640
 # Read by `status`, the panel and probes, which may run as other users; it holds no secret.
 SUPERVISOR_STATE_MODE = 0o644
 
@@ -71,6 +80,11 @@ class LogDir:
     @property
     def fresh_file(self) -> Path:
         return self.path / FRESH_FILE_NAME
+
+    @property
+    def default_seal_key(self) -> Path:
+        """Where a writer of this directory looks for the sealing key unless told: beside it."""
+        return self.path.parent / SEAL_KEY_NAME
 
     def rotated(self, number: int) -> Path:
         """trek.log.N (``number`` 0 is trek.log itself)."""
@@ -110,3 +124,11 @@ class DataDir:
     @property
     def secret_key(self) -> Path:
         return self.root / "secret_key"
+
+    @property
+    def seal_key(self) -> Path:
+        return self.root / SEAL_KEY_NAME
+
+    @property
+    def verify_report(self) -> Path:
+        return self.root / VERIFY_REPORT_NAME

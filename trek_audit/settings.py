@@ -206,6 +206,30 @@ SETTINGS: dict[str, Setting] = {
             "Whether an indexer is meant to follow the log (`index`, or the one `serve` runs); "
             "false where `index --once` runs from cron: health then ignores whether one runs.",
         ),
+        Setting(
+            "TREK_SEAL_KEY_FILE",
+            "seal_key_file",
+            "",
+            str,
+            "The sealing key (made by `trek-audit seal init`); writers seal while it exists. "
+            "Empty = <data>/seal.key.",
+        ),
+        Setting(
+            "TREK_SEAL_INTERVAL",
+            "seal_interval",
+            "60",
+            parse_positive_int,
+            "Seconds a line may stay unsealed: a seal is written when unsealed lines are older, "
+            "and before every rotation.",
+        ),
+        Setting(
+            "TREK_VERIFY_KEY_FILE",
+            "verify_key_file",
+            "",
+            str,
+            "A file holding the verification key as printed by `seal init`, for "
+            "`trek-audit verify`; empty = check the chain and seal continuity only.",
+        ),
     )
 }
 
@@ -235,6 +259,9 @@ class Settings:
     lag_warn_bytes: int = _default("TREK_LAG_WARN_BYTES")
     metrics_token: str = _default("TREK_METRICS_TOKEN")
     follower_expected: bool = _default("TREK_FOLLOWER_EXPECTED")
+    seal_key_file: str = _default("TREK_SEAL_KEY_FILE")
+    seal_interval: int = _default("TREK_SEAL_INTERVAL")
+    verify_key_file: str = _default("TREK_VERIFY_KEY_FILE")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -256,3 +283,8 @@ class Settings:
     def data(self) -> DataDir:
         """The layout of the data directory these settings name."""
         return DataDir(self.data_dir)
+
+    @property
+    def seal_key_path(self) -> Path:
+        """The sealing key file: TREK_SEAL_KEY_FILE, or <data>/seal.key."""
+        return Path(self.seal_key_file) if self.seal_key_file else self.data.seal_key

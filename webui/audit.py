@@ -24,12 +24,15 @@ from flask import (
 from werkzeug.wrappers import Response as BaseResponse
 
 from trek_audit.store import AuditQuery, Entry, Filter, Histogram
+from trek_audit.store.sql import leaves_out_seals
 from trek_audit.writer.catalog import ACTIONS, AREAS
+from trek_audit.writer.chain import SEAL_ACTION
 
 from .banner import indexer_warnings
 from .chart import render_svg
 from .entries import CSV_HEADER, csv_record, ndjson_line, table_row
 from .filters import ParameterError, parse_filter, parse_page
+from .seals import is_sealed, read_last_verify, read_sealing, sealing_key_exists
 from .security import current_account, require_admin
 from .state import current_state, get_db, record_event
 
@@ -67,11 +70,13 @@ def audit_page() -> str:
     db = get_db()
     rows, total, seen = [], 0, []
     next_cursor = None
+    sealing = None
     if db is not None:
+        sealing = read_sealing(db)
         found = db.page(flt, before, PAGE_SIZE + 1)
         if len(found) > PAGE_SIZE:
             next_cursor = found[PAGE_SIZE - 1].row_id
-        rows = [table_row(entry) for entry in found[:PAGE_SIZE]]
+        rows = [table_row(entry, is_sealed(sealing, entry.seq)) for entry in found[:PAGE_SIZE]]
         total = db.count(flt, current_state().counts)
         seen = db.actions_seen()
     query = flt.as_dict()
@@ -93,6 +98,11 @@ def audit_page() -> str:
         action_groups=_action_groups(seen, flt.action),
         catalog=ACTIONS,
         warnings=indexer_warnings(settings.data_dir, db, settings.lag_warn_bytes),
+        sealing=sealing,
+        sealing_key=sealing is None and sealing_key_exists(settings.seal_key_path),
+        seals_left_out=leaves_out_seals(flt),
+        seal_action=SEAL_ACTION,
+        last_verify=read_last_verify(current_state().data),
     )
 
 

@@ -57,7 +57,8 @@ def indexer_warnings(data_dir: Path, db: AuditQuery | None, lag_warn_bytes: int)
     incidents = int(status.get("incidents") or 0)
     if incidents:
         warnings.append(
-            f"{incidents:,} incident(s) recorded (truncated, replaced or lost log files)."
+            f"{incidents:,} incident(s) recorded (truncated, replaced or lost log files, or "
+            "lines that do not match their seal)."
         )
     return warnings
 

@@ -60,7 +60,8 @@ def ndjson_line(entry: Entry) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_APPEND_NEWLINE)
 
 
-def table_row(entry: Entry) -> dict[str, Any]:
+def table_row(entry: Entry, sealed: bool = False) -> dict[str, Any]:
+    """The page's row; ``sealed``: whether a seal covers it yet (its details say so)."""
     details = _details(entry)
     return {
         "row_id": entry.row_id,
@@ -75,6 +76,7 @@ def table_row(entry: Entry) -> dict[str, Any]:
         "details_pretty": None
         if details is None
         else orjson.dumps(details, option=orjson.OPT_INDENT_2).decode(),
+        "sealed": sealed,
     }
 
 

@@ -1,7 +1,7 @@
 /* The common case of AuditWriter.record's append, in C: one call, six system calls.
  *
- * append(lock_fd, log_fd, log_ino, path, body, max_bytes, max_line_bytes, file_size_limit)
- *     -> (id, seq, ts) | None
+ * append(lock_fd, log_fd, log_ino, path, body, max_bytes, max_line_bytes, file_size_limit,
+ *        seal_interval_ns) -> (id, seq, ts) | None
  *
  * ``body`` is orjson's serialisation of an event with the placeholders id "", seq 0, ts "".
  * Under flock(lock_fd) this reads the state page at the start of the lock file (magic, version,
@@ -10,6 +10,13 @@
  * seq and the time (never before the last one), makes the UUIDv7 id and the ts, writes the line
  * (body with the real id, seq and ts, U+2028, U+2029 and U+0085 escaped) in one write() and
  * stores the new state. It returns the id, seq and ts it wrote, for the caller's event.
+ *
+ * The state also holds the head of the hash chain (writer/chain.py): the line's SHA-256 link,
+ * SHA-256(head || line), is computed before the write (with OpenSSL's libcrypto: an EVP_MD
+ * fetched once and one reused EVP_MD_CTX, safe since this runs with the GIL held) and stored
+ * with the rest, together with the time of the oldest line after the last seal. Seals are the
+ * Python path's: a writer that seals (seal_interval_ns > 0) hands back when no seal is known
+ * yet or the oldest unsealed line is seal_interval_ns old.
  *
  * The state is read with pread and stored with pwrite, never through a mapping: anything that
  * can write the lock file can truncate it, and touching a mapped page past the end of the file
@@ -53,6 +60,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "_fastappend.h"
 
 #define PATH_CHECK_NS 1000000000ULL
@@ -67,6 +76,21 @@
 
 /* The keys of a user, interned: the same objects as those in most callers' dict literals. */
 static PyObject *key_id, *key_username, *key_email;
+
+/* SHA-256 for the chain, fetched once; the context is reused by every call (GIL held). */
+static EVP_MD *chain_md;
+static EVP_MD_CTX *chain_ctx;
+
+/* head = SHA-256(head || line); 0 if libcrypto failed (nothing is then written). */
+static int
+advance_chain(unsigned char *head, const char *line, size_t length)
+{
+    unsigned int size = 0;
+    return EVP_DigestInit_ex(chain_ctx, chain_md, NULL) == 1 &&
+           EVP_DigestUpdate(chain_ctx, head, CHAIN_BYTES) == 1 &&
+           EVP_DigestUpdate(chain_ctx, line, length) == 1 &&
+           EVP_DigestFinal_ex(chain_ctx, head, &size) == 1 && size == CHAIN_BYTES;
+}
 
 /* Random bytes for the ids, drawn from getrandom() in bulk. A forked child forgets the pool
  * (pthread_atfork), so it never hands out its parent's bytes. */
@@ -319,15 +343,16 @@ static PyObject *
 fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     int lock_fd, log_fd;
-    long long max_bytes, max_line_bytes, file_size_limit;
+    long long max_bytes, max_line_bytes, file_size_limit, seal_interval;
     (void)module;
-    if (nargs != 8) {
-        PyErr_SetString(PyExc_TypeError, "append() takes 8 positional arguments");
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "append() takes 9 positional arguments");
         return NULL;
     }
     PyObject *path = args[3], *body = args[4];
     if (!as_fd(args[0], &lock_fd) || !as_fd(args[1], &log_fd) || !as_size(args[5], &max_bytes) ||
-        !as_size(args[6], &max_line_bytes) || !as_size(args[7], &file_size_limit))
+        !as_size(args[6], &max_line_bytes) || !as_size(args[7], &file_size_limit) ||
+        !as_size(args[8], &seal_interval))
         return NULL;
     if (!PyLong_CheckExact(args[2]) || !PyBytes_CheckExact(path) || !PyBytes_CheckExact(body)) {
         PyErr_SetString(PyExc_TypeError, "append() needs trek.log's inode as int, its path as "
@@ -385,8 +410,11 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     uint64_t size = load_le(state + STATE_OFF_SIZE, 8);
     uint64_t last_ns = load_le(state + STATE_OFF_LAST_NS, 8);
     uint64_t path_checked = load_le(state + STATE_OFF_PATH_CHECKED_NS, 8);
+    uint64_t seal_seq = load_le(state + STATE_OFF_SEAL_SEQ, 8);
+    uint64_t unsealed_ns = load_le(state + STATE_OFF_UNSEALED_NS, 8);
     if (memcmp(state + STATE_OFF_MAGIC, STATE_MAGIC, STATE_MAGIC_LEN) != 0 ||
-        load_le(state + STATE_OFF_VERSION, 4) != STATE_VERSION || last_ns >= (uint64_t)TS_END_NS)
+        load_le(state + STATE_OFF_VERSION, 4) != STATE_VERSION || last_ns >= (uint64_t)TS_END_NS ||
+        seal_seq > seq || unsealed_ns > last_ns)
         goto fallback; /* new or damaged: the general path rebuilds it from the log files */
     if (seq >= (uint64_t)SEQ_MAX)
         goto fallback; /* no seq left (or garbage): the general path refuses or resyncs */
@@ -412,6 +440,9 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         now = last_ns;
     if (now >= (uint64_t)TS_END_NS)
         goto fallback; /* past the last ts the format allows: the general path refuses */
+    if (seal_interval > 0 &&
+        (seal_seq == 0 || (unsealed_ns != 0 && now - unsealed_ns >= (uint64_t)seal_interval)))
+        goto fallback; /* a seal is due first: the Python path writes it */
 
     char id_text[ID_LEN], ts_text[TS_LEN], seq_text[20];
     if (!format_id(id_text, now / 1000000) || !format_ts(ts_text, now))
@@ -434,6 +465,14 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if ((long long)length > max_line_bytes || (size > 0 && size + length > (uint64_t)max_bytes) ||
         size + length > (uint64_t)file_size_limit)
         goto fallback; /* too long, rotation due, or past RLIMIT_FSIZE: the general path */
+    /* TREK_BENCH_NO_CHAIN is for benchmarks/writer.py alone, which builds a copy with it (never
+     * installed) to measure what the hash costs: the state's chain is then left as it is. */
+#ifndef TREK_BENCH_NO_CHAIN
+    if (!advance_chain(state + STATE_OFF_CHAIN, line, length))
+        goto fallback; /* only the local copy of the state has changed */
+#else
+    (void)advance_chain;
+#endif
 
     /* Made before the write, so nothing can fail after it. */
     result = stamped(id_text, seq, ts_text);
@@ -456,6 +495,7 @@ fast_append(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     store_le(state + STATE_OFF_SIZE, size + length, 8);
     store_le(state + STATE_OFF_LAST_NS, now, 8);
     store_le(state + STATE_OFF_PATH_CHECKED_NS, path_checked, 8);
+    store_le(state + STATE_OFF_UNSEALED_NS, unsealed_ns != 0 ? unsealed_ns : now, 8);
     /* A state not stored (a full disk after an outside truncation) names the old size of
      * trek.log, so the next append resyncs: the line is in either way. */
     if (pwrite(lock_fd, state, STATE_SIZE, 0) != STATE_SIZE)
@@ -613,10 +653,10 @@ done:
 
 static PyMethodDef methods[] = {
     {"append", (PyCFunction)(void (*)(void))fast_append, METH_FASTCALL,
-     "append(lock_fd, log_fd, log_ino, path, body, max_bytes, max_line_bytes, file_size_limit) "
-     "-> (id, seq, ts) | None\n\nAppend one event line in the common case and return the id, seq "
-     "and ts it was written with; None means nothing was done and the general path must handle "
-     "this event."},
+     "append(lock_fd, log_fd, log_ino, path, body, max_bytes, max_line_bytes, file_size_limit, "
+     "seal_interval_ns) -> (id, seq, ts) | None\n\nAppend one event line in the common case, "
+     "moving the hash chain on, and return the id, seq and ts it was written with; None means "
+     "nothing was done and the general path must handle this event (a seal due included)."},
     {"plain_details", plain_details, METH_O,
      "plain_details(details) -> bool\n\nTrue if details is a dict that line.check_details "
      "accepts as it is; False when that check must look (and maybe raise)."},
@@ -639,6 +679,14 @@ PyInit__fastappend(void)
     key_email = PyUnicode_InternFromString("email");
     if (key_id == NULL || key_username == NULL || key_email == NULL)
         return NULL;
+    if (chain_md == NULL)
+        chain_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (chain_ctx == NULL)
+        chain_ctx = EVP_MD_CTX_new();
+    if (chain_md == NULL || chain_ctx == NULL) {
+        PyErr_SetString(PyExc_ImportError, "libcrypto has no SHA-256 for the hash chain");
+        return NULL;
+    }
     if (pthread_atfork(NULL, NULL, forget_pool) != 0) {
         PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");
         return NULL;

@@ -10,10 +10,12 @@
 #define TREK_AUDIT_FASTAPPEND_H
 
 /* The state page, little-endian: magic, version, the last seq, trek.log's inode, its expected
- * size, the last ts in ns, and when the C path last looked trek.log up by name (in ns). */
+ * size, the last ts in ns, when the C path last looked trek.log up by name (in ns), the chain
+ * head after the last line, the seq and epoch of the last seal, the ts in ns of the oldest line
+ * after it (0: none), the chain head after the last seal line and the last seal's key_id. */
 #define STATE_MAGIC "TRKA"
 #define STATE_MAGIC_LEN 4
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 #define STATE_OFF_MAGIC 0
 #define STATE_OFF_VERSION 4
 #define STATE_OFF_SEQ 8
@@ -21,7 +23,16 @@
 #define STATE_OFF_SIZE 24
 #define STATE_OFF_LAST_NS 32
 #define STATE_OFF_PATH_CHECKED_NS 40
-#define STATE_SIZE 48
+#define STATE_OFF_CHAIN 48
+#define STATE_OFF_SEAL_SEQ 80
+#define STATE_OFF_SEAL_EPOCH 88
+#define STATE_OFF_UNSEALED_NS 96
+#define STATE_OFF_SEAL_HEAD 104
+#define STATE_OFF_SEAL_KEY_ID 136
+#define STATE_SIZE 144
+
+/* The chain (writer/chain.py): a SHA-256 head, 32 bytes. */
+#define CHAIN_BYTES 32
 
 /* The line format's ranges (writer/line.py): the largest seq, so that it fits a signed 64-bit
  * integer, and the first ns since the epoch past the last ts allowed (2262-01-01T00:00:00Z). */

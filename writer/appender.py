@@ -24,16 +24,22 @@ How it stays safe:
 * The event is serialised before any lock is taken, with placeholders for ``id``, ``seq`` and
   ``ts`` (the first three values after ``v``); under the lock only those are spliced in.
 
+* The state also holds the head of the hash chain over every line (``chain.py``), moved on
+  under the lock with each line on both paths, and the last seal. Whether and when this writer
+  seals, and the seal line, are ``sealing.py``'s; the appender asks it before each line and
+  each rotation, under the lock, and appends the seal line for it like any other (whole or not
+  at all). A lost state gets the chain back from the last seal in the files (``recovery.py``).
+
 The C fast path (``writer/_fastappend.c``: see ``FAST_PATH_BUILT`` and ``AuditWriter.fast_path``)
 does the common case of an append in one call: flock, the state, a ``statx`` of trek.log's
-descriptor for its inode, link count and size, the id and ts, one ``write``, the new state,
-unlock. Whatever else comes up (first use, a state that is not sound or does not match
-trek.log, a seq or time at the end of its range, an unlinked trek.log, a rotation due, a line
-too long, the file-size limit, a failed or short write, which it truncates away first) it hands
-back with the files, the state and the event untouched, and the Python code below handles it
-exactly as without the extension. It looks trek.log up by name (to notice an outside rename)
-at most once a second for all writers of the directory, because the look-up costs as much as
-the write; the Python path does it every time.
+descriptor for its inode, link count and size, the id and ts, the chain's SHA-256, one
+``write``, the new state, unlock. Whatever else comes up (a seal due, first use, a state that
+is not sound or does not match trek.log, a seq or time at the end of its range, an unlinked
+trek.log, a rotation due, a line too long, the file-size limit, a failed or short write, which
+it truncates away first) it hands back with the files, the state and the event untouched, and
+the Python code below handles it exactly as without the extension. It looks trek.log up by name
+(to notice an outside rename) at most once a second for all writers of the directory, because
+the look-up costs as much as the write; the Python path does it every time.
 
 A write past ``RLIMIT_FSIZE`` raises ``SIGXFSZ``, whose default action kills the process. CPython
 ignores that signal at start-up, so the write fails with ``EFBIG`` instead; an embedding app that
@@ -76,6 +82,7 @@ from trek_audit.settings import SETTINGS, Settings
 
 from . import rotation
 from .catalog import ACTIONS
+from .chain import advance
 from .errors import AuditWriteError, describe
 from .line import (
     ACTION_PATTERN,
@@ -91,11 +98,10 @@ from .line import (
     check_user,
     escape_line_breakers,
 )
-from .recovery import last_event_in_files, resume_position
+from .recovery import continue_chain, last_event_in_files, recover_chain, resume_position
+from .sealing import Appended, Sealer
 from .stamps import Stamper
 from .state import (
-    MAGIC,
-    VERSION,
     State,
     close_lock_file,
     open_lock_file,
@@ -145,6 +151,9 @@ class AuditWriter:
     ``max_line_bytes``: the largest event line accepted (newline included); larger raise ValueError.
     ``fsync``: fsync every line before ``record`` returns.
     ``fast_path``: use the C fast path where it is built (``FAST_PATH_BUILT``).
+    ``seal_key_file``: the sealing key (default: ``seal.key`` beside the log directory, which is
+    ``<data>/seal.key``); while it exists and this process can open it, the writer seals.
+    ``seal_interval``: seconds a line may stay unsealed before the next append seals it.
 
     The defaults are those of ``trek_audit.settings``; ``from_settings`` builds a writer from
     the settings of a process.
@@ -159,7 +168,13 @@ class AuditWriter:
         max_line_bytes: int = _DEFAULTS.max_line_bytes,
         fsync: bool = _DEFAULTS.log_fsync,
         fast_path: bool = not _DEFAULTS.writer_pure_python,
+        seal_key_file: str | os.PathLike[str] | None = None,
+        seal_interval: float = float(_DEFAULTS.seal_interval),
     ) -> None:
+        if type(seal_interval) not in (int, float) or not 0 < seal_interval < 2**32:
+            raise ValueError(
+                f"seal_interval must be a number of seconds > 0, got {seal_interval!r}"
+            )
         limits = (
             ("max_bytes", max_bytes, 1),
             ("backups", backups, 0),
@@ -186,12 +201,18 @@ class AuditWriter:
         with contextlib.suppress(OSError):
             os.makedirs(self.log_dir, mode=DIR_MODE, exist_ok=True)
         self._last_seq = 0  # the last seq this process used: one more floor for recovery
-        # The open descriptors (log, lock), closed by a finalizer if the writer is dropped unclosed.
-        self._descriptors = [-1, -1]
+        self.seal_interval = float(seal_interval)
+        key_path = self._logs.default_seal_key if seal_key_file is None else seal_key_file
+        self.seal_key_file = Path(os.path.abspath(key_path))
+        self._sealer = Sealer(self._path_str, self.seal_key_file, self.seal_interval)
+        # The open descriptors (log, lock, key), closed by a finalizer if the writer is dropped
+        # unclosed.
+        self._descriptors = [-1, -1, -1]
         # Not at exit: daemon threads may still record then, and a number closed under them
         # could be reused for another file. The process's end closes them anyway.
         weakref.finalize(self, _close_descriptors, self._descriptors).atexit = False
         self._reset_process_state()
+        self._check_key(_time_ns())
         _writers.add(self)
 
     @classmethod
@@ -209,6 +230,8 @@ class AuditWriter:
             max_line_bytes=settings.max_line_bytes,
             fsync=settings.log_fsync,
             fast_path=not settings.writer_pure_python,
+            seal_key_file=settings.seal_key_path,
+            seal_interval=settings.seal_interval,
         )
 
     @property
@@ -221,7 +244,7 @@ class AuditWriter:
     def _reset_process_state(self) -> None:
         """Forget every descriptor and lock: the state of a new writer or of a forked child."""
         self._lock = threading.Lock()
-        self._descriptors[:] = [-1, -1]
+        self._descriptors[:2] = [-1, -1]
         self._lock_fd = -1
         self._lock_ino = -1
         self._fd = -1
@@ -248,6 +271,8 @@ class AuditWriter:
             self._closed = True
             self._close_log()
             self._close_lock()
+            self._sealer.close()
+            self._descriptors[2] = -1
         _writers.discard(self)
 
     def __enter__(self) -> AuditWriter:
@@ -264,7 +289,7 @@ class AuditWriter:
     def __repr__(self) -> str:
         return (
             f"AuditWriter({str(self.log_dir)!r}, max_bytes={self.max_bytes}, "
-            f"backups={self.backups})"
+            f"backups={self.backups}, seal_key_file={str(self.seal_key_file)!r})"
         )
 
     # -- the API -----------------------------------------------------------------------------
@@ -316,6 +341,9 @@ class AuditWriter:
             # With fsync the line is synced under the file lock, where a failed sync can still
             # take it back out; the sync costs far more than the general path anyway.
             if fast and not self._needs_newline and not self.fsync:
+                sealer = self._sealer
+                if sealer.check_due_ns <= _time_ns():
+                    self._check_key(_time_ns())
                 stamped = _fast_append(
                     self._lock_fd,
                     self._fd,
@@ -325,6 +353,7 @@ class AuditWriter:
                     self.max_bytes,
                     self.max_line_bytes,
                     self._file_size_limit,
+                    sealer.interval_ns if sealer.key_fd >= 0 else 0,
                 )
                 if stamped is not None:  # written: (id, seq, ts)
                     event["id"], event["seq"], event["ts"] = stamped
@@ -333,11 +362,64 @@ class AuditWriter:
             self._append(event, body)
         return event  # type: ignore[return-value]
 
+    @property
+    def sealing(self) -> bool:
+        """Whether this writer seals: its key file exists and this process can open it."""
+        with self._lock:
+            return self._sealer.sealing if self._closed else self._sealing_now(_time_ns())
+
+    def seal(self) -> Event | None:
+        """Write a seal now if any line is unsealed (or the first seal under the key is due).
+
+        Returns the seal event as written; None if there was nothing to seal or this writer
+        does not seal. Raises AuditWriteError if the seal could not be written (nothing of it
+        is then in the log, and the key has not moved on).
+        """
+        with self._lock:
+            if self._closed:
+                raise ValueError("seal() on a closed AuditWriter")
+            if not self._sealing_now(_time_ns()):
+                return None
+            if self._lock_fd < 0:
+                self._open_lock()
+            self._take_file_lock()
+            try:
+                state = self._current_state()
+                now = self._clock(state)
+                if not self._sealer.sealing or not self._sealer.due(state, now, at_once=True):
+                    with contextlib.suppress(OSError):  # a resync's findings, for the others
+                        write_state(self._lock_fd, state)
+                    return None
+                return self._seal(state, now)[1]
+            finally:
+                if self._lock_fd >= 0:
+                    _flock(self._lock_fd, _LOCK_UN)
+
+    def seal_due_at(self) -> float | None:
+        """The ``time.time()`` at which the oldest unsealed line must be sealed.
+
+        Read from the state page without the file lock, for a background sealer that sleeps
+        until then and calls ``seal()``. None when nothing is unsealed or this writer does not
+        seal; the present time when the state page is not sound (``seal()`` then rebuilds it).
+        """
+        with self._lock:
+            if self._closed:
+                return None
+            if not self._sealing_now(_time_ns()):
+                return None
+            try:
+                if self._lock_fd < 0:
+                    self._open_lock()
+            except AuditWriteError:
+                return None  # no log directory: nothing was written to seal
+            state = read_state(self._lock_fd)
+        return self._sealer.due_at(state)
+
     def _append(self, event: dict[str, Any], body: bytes) -> None:
         """Append ``event`` (serialised as ``body`` with placeholders) and fill in id, seq, ts.
 
-        The general path: first use, resync, rotation, errors, and everything the C fast path
-        hands back. Called with the thread lock held; takes the file lock.
+        The general path: first use, resync, seals, rotation, errors, and everything the C fast
+        path hands back. Called with the thread lock held; takes the file lock.
         """
         if self._closed:
             raise ValueError("record() on a closed AuditWriter")
@@ -347,66 +429,38 @@ class AuditWriter:
         self._take_file_lock()
         try:
             # From here to the write, all raises leave the log files untouched (a rotation
-            # only renames whole files) and the state as valid as it was.
-            state = read_state(self._lock_fd)
-            try:
-                st = _stat(self._path_str)
-                if not state.sound or st.st_ino != state.ino or st.st_size != state.size:
-                    raise FileNotFoundError  # the state is stale: resync below
-                # The state matches, so trek.log ends in a whole line (maybe another writer's
-                # after a partial one this writer saw earlier, before its own write failed).
-                self._needs_newline = False
-                if state.ino != self._fd_ino:
-                    self._open_log()  # another process rotated
-            except OSError:
-                state = self._resync()
-            if state.seq >= SEQ_MAX:
-                self._cannot_continue(
-                    f"the last seq, {state.seq}, is the largest the line format allows; remove "
-                    "a line another program appended with it, or record into a new log directory"
-                )
-            seq, ino, size, last_ns = state.seq + 1, state.ino, state.size, state.last_ns
-
-            now = _time_ns()
-            if now < last_ns:  # ts never goes back in seq order, even if the clock does
-                now = last_ns
-            if now >= TS_END_NS:
-                self._cannot_continue(f"the time is past {TS_LAST}, the last the format allows")
-            ts = self._stamper.ts(now)
-            event_id = self._stamper.event_id(now)
-
-            line = f'{{"v":1,"id":"{event_id}","seq":{seq},"ts":"{ts}",'.encode() + tail
-            length = len(line)
-            if length > self.max_line_bytes:
-                self._too_long(length)
-
-            if size and size + length > self.max_bytes:
-                self._rotate(seq - 1, last_ns)
-                size = 0
-                ino = self._fd_ino
-            elif self._needs_newline:  # trek.log ends in a partial line (a crash)
-                line = b"\n" + line
-                length += 1
-            if size + length > self._file_size_limit:
-                # Past RLIMIT_FSIZE the kernel would send SIGXFSZ, which kills by default.
-                self._write_failed(OSError(errno.EFBIG, os.strerror(errno.EFBIG)), size)
-            try:
-                written = _write(self._fd, line)
-            except OSError as error:
-                self._write_failed(error, size)
-            if written != length:
-                self._write_rest(line, written, size)
-            if self.fsync:
-                try:
-                    os.fsync(self._fd)
-                except OSError as error:
-                    self._write_failed(error, size, "fsync")
-            self._needs_newline = False
+            # only renames whole files, a seal is a whole line) and the state as valid as it was.
+            state = self._current_state()
+            now = self._clock(state)
+            if self._sealer.check_due_ns <= now:
+                self._check_key(now)
+            event_id, ts, line = self._line(state, now, tail)
+            rotating = state.size > 0 and state.size + len(line) > self.max_bytes
+            if rotating:
+                self._check_key(now)
+            if self._sealer.sealing and self._sealer.due(state, now, at_once=rotating):
+                state = self._seal(state, now)[0]
+                event_id, ts, line = self._line(state, now, tail)
+                rotating = state.size + len(line) > self.max_bytes
+            if rotating:
+                state = self._rotate(state)
+            seq = state.seq + 1
+            chain = advance(state.chain, line)
+            size = state.size + self._put(line, state.size)
             self._last_seq = seq
             # The line is in: nothing may raise now. A state that could not be stored no
             # longer matches trek.log, so the next append recovers from the log instead.
             with contextlib.suppress(OSError):
-                write_state(self._lock_fd, seq, ino, size + length, now)
+                write_state(
+                    self._lock_fd,
+                    state._replace(
+                        seq=seq,
+                        size=size,
+                        last_ns=now,
+                        chain=chain,
+                        unsealed_ns=state.unsealed_ns or now,
+                    ),
+                )
             event["id"] = event_id
             event["seq"] = seq
             event["ts"] = ts
@@ -414,6 +468,59 @@ class AuditWriter:
             # _resync may have moved to a new lock file; closing the old one unlocked it.
             if self._lock_fd >= 0:
                 _flock(self._lock_fd, _LOCK_UN)
+
+    def _current_state(self) -> State:
+        """The state to go on from, with trek.log open: the page if it matches, else a resync.
+
+        Called with the file lock held.
+        """
+        state = read_state(self._lock_fd)
+        try:
+            st = _stat(self._path_str)
+            if not state.sound or st.st_ino != state.ino or st.st_size != state.size:
+                raise FileNotFoundError  # the state is stale: resync below
+            # The state matches, so trek.log ends in a whole line (maybe another writer's
+            # after a partial one this writer saw earlier, before its own write failed).
+            self._needs_newline = False
+            if state.ino != self._fd_ino:
+                self._open_log()  # another process rotated
+        except OSError:
+            state = self._resync()
+        return state
+
+    def _clock(self, state: State) -> int:
+        """The time of the next line: now, never before the last line's, within the format."""
+        now = _time_ns()
+        if now < state.last_ns:  # ts never goes back in seq order, even if the clock does
+            now = state.last_ns
+        if now >= TS_END_NS:
+            self._cannot_continue(f"the time is past {TS_LAST}, the last the format allows")
+        return now
+
+    def _line(self, state: State, now: int, tail: bytes) -> tuple[str, str, bytes]:
+        """The id, ts and bytes of the line after ``state`` made of ``tail``, at ``now``."""
+        if state.seq >= SEQ_MAX:
+            self._cannot_continue(
+                f"the last seq, {state.seq}, is the largest the line format allows; remove "
+                "a line another program appended with it, or record into a new log directory"
+            )
+        ts = self._stamper.ts(now)
+        event_id = self._stamper.event_id(now)
+        line = f'{{"v":1,"id":"{event_id}","seq":{state.seq + 1},"ts":"{ts}",'.encode() + tail
+        if len(line) > self.max_line_bytes:
+            self._too_long(len(line))
+        return event_id, ts, line
+
+    def _sealing_now(self, now: int) -> bool:
+        """Whether this writer seals, looking for the key file again if that is due."""
+        if self._sealer.check_due_ns <= now:
+            self._check_key(now)
+        return self._sealer.sealing
+
+    def _check_key(self, now: int) -> None:
+        """Look for the sealing key again (see ``Sealer.check_key``). Thread lock held."""
+        self._sealer.check_key(now)
+        self._descriptors[2] = self._sealer.key_fd
 
     def _take_file_lock(self) -> None:
         try:
@@ -434,6 +541,45 @@ class AuditWriter:
         )
 
     # -- under the lock ------------------------------------------------------------------------
+
+    def _put(self, line: bytes, size: int) -> int:
+        """Write one whole line at the end of trek.log (of ``size`` bytes); the bytes written.
+
+        A partial line a crash left is ended first. Whatever part of the line got in is taken
+        back out if it could not be written whole (or, with ``fsync``, synced), and
+        AuditWriteError raised.
+        """
+        if self._needs_newline:  # trek.log ends in a partial line (a crash)
+            line = b"\n" + line
+        length = len(line)
+        if size + length > self._file_size_limit:
+            # Past RLIMIT_FSIZE the kernel would send SIGXFSZ, which kills by default.
+            self._write_failed(OSError(errno.EFBIG, os.strerror(errno.EFBIG)), size)
+        try:
+            written = _write(self._fd, line)
+        except OSError as error:
+            self._write_failed(error, size)
+        if written != length:
+            self._write_rest(line, written, size)
+        if self.fsync:
+            try:
+                os.fsync(self._fd)
+            except OSError as error:
+                self._write_failed(error, size, "fsync")
+        self._needs_newline = False
+        return length
+
+    def _seal(self, state: State, now: int) -> tuple[State, Event]:
+        """Write a seal after ``state`` (see ``Sealer.seal``); the state after it, and the seal."""
+        return self._sealer.seal(state, now, self._append_line, self._lock_fd)
+
+    def _append_line(self, state: State, now: int, tail: bytes) -> Appended:
+        """Append the line after ``state`` made of ``tail``, for the sealer; what was written."""
+        event_id, ts, line = self._line(state, now, tail)
+        chain = advance(state.chain, line)
+        size = state.size + self._put(line, state.size)
+        self._last_seq = state.seq + 1
+        return Appended(event_id, ts, size, chain)
 
     def _write_rest(self, line: bytes, written: int, size: int) -> None:
         """Finish a short write, or take the part that got in back out and raise."""
@@ -464,8 +610,9 @@ class AuditWriter:
         """Bring the state in line with the files after first use, loss, damage or an outside
         change.
 
-        Returns the state to go on from: the last used seq, trek.log's inode and size and the
-        last timestamp, with trek.log open. Called and returns with the lock file locked.
+        Returns the state to go on from: the last used seq, trek.log's inode and size, the
+        last timestamp and the chain, with trek.log open. Called and returns with the lock file
+        locked.
         """
         lock_st = self._stat_or_none(self.lock_path)
         if lock_st is None or lock_st.st_ino != self._lock_ino:
@@ -486,17 +633,38 @@ class AuditWriter:
         size = os.fstat(self._fd).st_size
         tails = last_event_in_files(self._logs, self.backups, self.max_line_bytes)
         self._needs_newline = tails.partial_line
-        seq, last_ns = resume_position(state, tails, self._last_seq, _time_ns())
-        return State(MAGIC, VERSION, seq, self._fd_ino, size, last_ns, state.path_checked_ns)
+        now = _time_ns()
+        seq, last_ns = resume_position(state, tails, self._last_seq, now)
+        if state.sound and state.ino == self._fd_ino and size > state.size:
+            # Only lines appended past the state (by another program, or by a writer that
+            # could not store the state after its line): the chain goes on over them.
+            chain = continue_chain(state, self._logs, size)
+        else:
+            chain = recover_chain(self._logs, self.backups)
+        chain = chain._replace(unsealed_ns=min(chain.unsealed_ns, last_ns))
+        self._check_key(now)
+        return State(
+            state.magic,
+            state.version,
+            seq,
+            self._fd_ino,
+            size,
+            last_ns,
+            state.path_checked_ns,
+            *chain,
+        )
 
-    def _rotate(self, last_seq: int, last_ns: int) -> None:
-        """Start a new trek.log after ``rotation.shift``, keeping the shared state consistent."""
+    def _rotate(self, state: State) -> State:
+        """Start a new trek.log after ``rotation.shift``, keeping the shared state consistent;
+        the state after it."""
+        if self._needs_newline:  # every kept file ends in a whole line
+            state = state._replace(size=state.size + self._put(b"", state.size))
         # Other writers keep appending to the file they have open while the state names its
         # inode and size (the C fast path looks the name up only once a second). Name no file
         # until the new trek.log exists, so that a failure or a crash in between sends them all
         # to resync instead of into trek.log.1.
         try:
-            write_state(self._lock_fd, last_seq, 0, 0, last_ns)
+            write_state(self._lock_fd, state._replace(ino=0, size=0))
             rotation.shift(self._logs, self.backups)
         except OSError as error:
             target = error.filename or self._path_str
@@ -505,11 +673,13 @@ class AuditWriter:
                 f"cannot rotate {target}: {describe(error)}", target, error
             ) from error
         self._open_log(exclusive=True)
+        state = state._replace(ino=self._fd_ino, size=0)
         # Should this fail, the state names no file: the next append resyncs.
         with contextlib.suppress(OSError):
-            write_state(self._lock_fd, last_seq, self._fd_ino, 0, last_ns)
+            write_state(self._lock_fd, state)
         if self.fsync:
             self._fsync_dir()
+        return state
 
     def _fsync_dir(self) -> None:
         with contextlib.suppress(OSError):

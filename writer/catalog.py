@@ -9,6 +9,9 @@ from __future__ import annotations
 __all__ = ["ACTIONS", "AREAS", "describe"]
 
 AREAS: dict[str, dict[str, str]] = {
+    "Audit log": {
+        "audit.seal": "Seal: vouches for the lines before it with the hash chain and a MAC",
+    },
     "Authentication": {
         "user.register": "User registered",
         "user.login": "User logged in",

@@ -5,12 +5,18 @@ lock the next one reads with one system call. The page, little-endian::
 
     offset  field            meaning
     0       magic            b"TRKA" once written (a new or damaged page is not trusted)
-    4       version          1
+    4       version          2
     8       seq              the last seq used
     16      ino              trek.log's inode
     24      size             the size trek.log has after the last append
     32      last_ns          the time of the last event, in ns since the epoch
     40      path_checked_ns  when the C fast path last looked trek.log up by name
+    48      chain            the chain head after the last line (32 bytes, ``chain.py``)
+    80      seal_seq         the seq of the last seal line (0: none known)
+    88      seal_epoch       that seal's epoch
+    96      unsealed_ns      the time of the oldest line after the last seal (0: none)
+    104     seal_head        the chain head after the last seal line: the next seal's ``prev``
+    136     seal_key_id      the key_id of the last seal (8 bytes; its 16 hex digits)
 
 The page is read and written with ``pread``/``pwrite``, never through a mapping: anyone who can
 write the lock file can truncate it, and touching a mapped page past the end of the file kills
@@ -18,7 +24,10 @@ the process with SIGBUS. A short read (a truncated or shortened file) gives a pa
 ``sound``, which the writer rebuilds from the log files as if the lock file were new.
 
 The C fast path reads the same layout from ``writer/_fastappend.h``; a test holds the two to
-each other. The Python code writes every field but the last, which is the C path's alone.
+each other. Both store the whole page; the Python code writes path_checked_ns back as it read
+it under the lock (the C path alone moves it on). The C path moves chain and unsealed_ns on
+with every line; only the Python path writes seals, so only it changes the seal fields.
+A version-1 page (before the chain) is simply not sound: the writer resyncs from the files.
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ __all__ = [
 ]
 
 MAGIC = b"TRKA"
-VERSION = 1
+VERSION = 2
 # Written out in full when the lock file is made, so that the page has its disk block and
 # storing a state never needs a new one (which a full disk could refuse).
 PAGE_BYTES = 4096
@@ -67,13 +76,18 @@ _CODES = {
     "size": "Q",
     "last_ns": "Q",
     "path_checked_ns": "Q",
+    "chain": "32s",
+    "seal_seq": "Q",
+    "seal_epoch": "Q",
+    "unsealed_ns": "Q",
+    "seal_head": "32s",
+    "seal_key_id": "8s",
 }
 LAYOUT = struct.Struct("<" + "".join(_CODES.values()))
 OFFSETS = {
     name: struct.calcsize("<" + "".join(list(_CODES.values())[:index]))
     for index, name in enumerate(_CODES)
 }
-_WRITTEN = struct.Struct("<" + "".join(list(_CODES.values())[:-1]))  # all but path_checked_ns
 
 
 class State(NamedTuple):
@@ -86,10 +100,17 @@ class State(NamedTuple):
     size: int
     last_ns: int
     path_checked_ns: int
+    chain: bytes
+    seal_seq: int
+    seal_epoch: int
+    unsealed_ns: int
+    seal_head: bytes
+    seal_key_id: bytes
 
     @property
     def sound(self) -> bool:
-        """Whether this is a page a writer stored: its magic and version, seq and time in range.
+        """Whether this is a page a writer stored: its magic and version, seq, times and the
+        last seal in range.
 
         False for a new, truncated or damaged page, whose fields mean nothing. A sound page
         still says nothing about trek.log until its inode and size are seen to match.
@@ -99,10 +120,16 @@ class State(NamedTuple):
             and self.version == VERSION
             and self.seq <= SEQ_MAX
             and self.last_ns < TS_END_NS
+            and self.seal_seq <= self.seq
+            and self.unsealed_ns <= self.last_ns
         )
 
+    def key_id_hex(self) -> str:
+        """The key_id of the last seal as it appears in seal lines (16 hex digits)."""
+        return self.seal_key_id.hex()
 
-_BLANK = State(b"\0" * 4, 0, 0, 0, 0, 0, 0)
+
+_BLANK = State(b"\0" * 4, 0, 0, 0, 0, 0, 0, bytes(32), 0, 0, 0, bytes(32), bytes(8))
 
 
 def read_state(fd: int) -> State:
@@ -120,12 +147,12 @@ def read_state(fd: int) -> State:
     return State._make(LAYOUT.unpack(data))
 
 
-def write_state(fd: int, seq: int, ino: int, size: int, last_ns: int) -> None:
-    """Store the state after an append (or a rotation); path_checked_ns is left as it is.
+def write_state(fd: int, state: State) -> None:
+    """Store the whole page (after an append, a seal or a rotation), marked as this version.
 
     Raises OSError if it could not be stored whole.
     """
-    data = _WRITTEN.pack(MAGIC, VERSION, seq, ino, size, last_ns)
+    data = LAYOUT.pack(MAGIC, VERSION, *state[2:])
     if os.pwrite(fd, data, 0) != len(data):
         raise OSError(errno.EIO, "short write of the writer state")
 
@@ -170,15 +197,18 @@ def open_lock_file(path: Path, log_path: str) -> LockFile:
 
 
 def restore_page(fd: int) -> None:
-    """Give a new, truncated or shortened lock file its whole page again (zeros past its end).
+    """Give a new, truncated or shortened lock file its whole page again: zeros past its end,
+    and in place of a state cut short.
 
     Called with the lock held. Raises OSError if the page cannot be written.
     """
     size = os.fstat(fd).st_size
     if size >= PAGE_BYTES:
         return
-    # Real bytes rather than ftruncate: see PAGE_BYTES.
-    data = os.pread(fd, PAGE_BYTES, 0)
+    # Real bytes rather than ftruncate: see PAGE_BYTES. A state cut short is dropped whole:
+    # zeros in place of its end could pass for a state (a chain of zeros, no seal) and be
+    # continued from; the writer rebuilds it from the log files instead.
+    data = os.pread(fd, PAGE_BYTES, 0) if size >= LAYOUT.size else b""
     data += bytes(PAGE_BYTES - len(data))
     if os.pwrite(fd, data, 0) != PAGE_BYTES:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -59,7 +59,16 @@ def test_help_and_record_import_neither_the_panel_nor_the_indexer(
 
 
 def test_the_group_knows_every_command_without_importing_it() -> None:
-    assert sorted(COMMANDS) == ["admin", "backup", "index", "record", "serve", "status"]
+    assert sorted(COMMANDS) == [
+        "admin",
+        "backup",
+        "index",
+        "record",
+        "seal",
+        "serve",
+        "status",
+        "verify",
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

@@ -28,6 +28,9 @@ OTHER_VALUES = {
     "TREK_LAG_WARN_BYTES": "10",
     "TREK_METRICS_TOKEN": "a-scrape-token",
     "TREK_FOLLOWER_EXPECTED": "false",
+    "TREK_SEAL_KEY_FILE": "/etc/trek-audit/seal.key",
+    "TREK_SEAL_INTERVAL": "5",
+    "TREK_VERIFY_KEY_FILE": "/root/verification.key",
 }
 
 

@@ -103,3 +103,10 @@ def wait_for(condition: Any, timeout: float = 10.0, what: str = "condition") -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         pause.wait(0.02)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system time of ``pid`` (all its threads), from /proc/<pid>/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    fields = text.rpartition(")")[2].split()  # after the command name, state first
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from trek_audit.indexer import Indexer
 from trek_audit.indexer.follower import _WakeOnLogChange
 from trek_audit.store import read_status
 
-from .logfiles import Reader, append, line, wait_for
+from .logfiles import Reader, append, cpu_seconds, line, wait_for
 
 # At least 10 s of idle time, as the target is stated: under 1% of one core.
 IDLE_SECONDS = 10.0
@@ -107,13 +106,6 @@ def test_a_burst_of_writes_is_read_in_one_pass_per_wake_delay_not_one_per_write(
         # A pass over one new line takes about a millisecond, so a pass per write makes ~200;
         # waiting WAKE_DELAY (10 ms) after each wake-up makes one per 10 ms at most.
         assert indexer.scans - passes <= took / 0.005 + 1
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system time of ``pid`` (all its threads), from /proc/<pid>/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    fields = text.rpartition(")")[2].split()  # after the command name, state first
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")

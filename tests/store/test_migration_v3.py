@@ -12,7 +12,14 @@ import sqlite_utils
 
 from trek_audit.indexer import Indexer
 from trek_audit.indexer.scanner import event_row
-from trek_audit.store import connect, migrate, open_database, read_status, schema_version
+from trek_audit.store import (
+    SCHEMA_VERSION,
+    connect,
+    migrate,
+    open_database,
+    read_status,
+    schema_version,
+)
 from trek_audit.store import migrations as migrations_module
 from trek_audit.store.migrations import MIGRATIONS
 from trek_audit.writer.line import Event
@@ -126,6 +133,7 @@ INSERT_ROW = (
     "INSERT INTO audit_log (event_id, seq, ts, action, user_id, username, email, resource, ip, "
     "details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+V2_COLUMNS = "id, event_id, seq, ts, action, user_id, username, email, resource, ip, details"
 KEPT_INDEXES = {
     "audit_log_event_id",
     "audit_log_action_id",
@@ -142,8 +150,9 @@ def version_2_database(path: Path, rows: int) -> None:
     try:
         conn.executescript(V2_SCHEMA)
         with conn:
+            # A row but its chain, a column since version 4.
             conn.executemany(
-                INSERT_ROW, [event_row(cast(Event, event(seq))) for seq in range(1, rows + 1)]
+                INSERT_ROW, [event_row(cast(Event, event(seq)))[:-1] for seq in range(1, rows + 1)]
             )
             conn.executemany(
                 "UPDATE indexer_state SET value = ? WHERE name = ?",
@@ -188,11 +197,13 @@ def test_migrating_drops_the_triggers_and_unread_indexes_and_keeps_rows_and_entr
 
     conn = open_database(path)
     try:
-        assert schema_version(conn) == 3
+        assert schema_version(conn) == SCHEMA_VERSION  # and on through the later steps
         kinds = conn.execute(
             "SELECT type, name FROM sqlite_master WHERE tbl_name = 'audit_log' AND sql IS NOT NULL"
         ).fetchall()
-        assert conn.execute("SELECT * FROM audit_log ORDER BY id").fetchall() == rows_before
+        # Every column version 2 had (version 4 adds the chain) holds what it held.
+        kept = conn.execute(f"SELECT {V2_COLUMNS} FROM audit_log ORDER BY id").fetchall()  # noqa: S608
+        assert kept == rows_before
     finally:
         conn.close()
     assert {name for kind, name in kinds if kind == "trigger"} == set()
@@ -209,7 +220,11 @@ def test_the_indexer_carries_on_in_a_migrated_database(data_dir: Path) -> None:
     report = Indexer(data_dir, batch_size=128).run_once()
     assert report.rows == 400
     status = read_status(data_dir)
-    assert (status["schema_version"], status["indexed"], status["gaps"]) == (3, 700, [])
+    assert (status["schema_version"], status["indexed"], status["gaps"]) == (
+        SCHEMA_VERSION,
+        700,
+        [],
+    )
     assert unfindable(data_dir / "audit.db") == []
 
 

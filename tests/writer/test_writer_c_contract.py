@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 import trek_audit.writer.appender as appender
+from trek_audit.writer.chain import HEAD_BYTES
 from trek_audit.writer.line import LINE_BREAKERS, PLACEHOLDER, SEQ_MAX, TS_END_NS
 from trek_audit.writer.state import LAYOUT, MAGIC, OFFSETS, VERSION, State
 
@@ -59,10 +60,17 @@ def test_the_c_header_declares_the_state_page_as_state_py_lays_it_out() -> None:
     assert tuple(OFFSETS) == State._fields
     offsets = {name: value for name, value in defines.items() if name.startswith("STATE_OFF_")}
     assert offsets == {f"STATE_OFF_{field.upper()}": OFFSETS[field] for field in State._fields}
-    assert defines["STATE_SIZE"] == LAYOUT.size == 48
+    assert defines["STATE_SIZE"] == LAYOUT.size == 144
     assert defines["STATE_MAGIC"] == MAGIC
     assert defines["STATE_MAGIC_LEN"] == len(MAGIC)
-    assert defines["STATE_VERSION"] == VERSION
+    assert defines["STATE_VERSION"] == VERSION == 2
+
+
+def test_the_state_page_v2_holds_the_chain_and_the_last_seal_where_the_design_puts_them() -> None:
+    assert OFFSETS["chain"] == 48 and OFFSETS["seal_seq"] == 48 + HEAD_BYTES
+    assert (OFFSETS["seal_epoch"], OFFSETS["unsealed_ns"]) == (88, 96)
+    assert (OFFSETS["seal_head"], OFFSETS["seal_key_id"]) == (104, 104 + HEAD_BYTES)
+    assert header_defines()["CHAIN_BYTES"] == HEAD_BYTES
 
 
 def test_the_c_header_has_the_seq_and_ts_ranges_of_line_py() -> None:

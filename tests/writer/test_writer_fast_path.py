@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import resource
 import signal
@@ -22,6 +23,7 @@ import trek_audit.writer.appender as appender
 from trek_audit.settings import Settings
 from trek_audit.writer import AuditWriter, encode
 from trek_audit.writer.line import SEQ_MAX, TS_END_NS, Event, check_details, check_user
+from trek_audit.writer.stamps import ts_ns
 from trek_audit.writer.state import LAYOUT, State, read_state, write_state
 
 from .writer_support import seqs
@@ -206,7 +208,7 @@ def test_ts_is_clamped_to_the_last_one_in_the_state_when_the_clock_is_behind(
         w.record("user.login")
         future_ns = 4102444800_123456_000  # 2100-01-01T00:00:00.123456Z
         state = read_state(w._lock_fd)
-        write_state(w._lock_fd, state.seq, state.ino, state.size, future_ns)
+        write_state(w._lock_fd, state._replace(last_ns=future_ns))
         event = w.record("user.login")
         assert event["ts"] == "2100-01-01T00:00:00.123456Z"
         assert event["id"].startswith(f"{future_ns // 1_000_000:012x}"[:8])
@@ -271,6 +273,7 @@ class Prepared:
             "max_bytes": w.max_bytes,
             "max_line_bytes": w.max_line_bytes,
             "file_size_limit": 1 << 62,
+            "seal_interval_ns": 0,
         }
         values.update(changes)
         return list(values.values())
@@ -306,6 +309,26 @@ def test_fast_append_writes_the_line_and_returns_its_id_seq_and_ts(log_dir: Path
     prepared.writer.close()
 
 
+@needs_c
+def test_fast_append_moves_the_chain_on_and_marks_the_first_unsealed_line(log_dir: Path) -> None:
+    prepared = Prepared(log_dir)
+    fast_append = appender._fast_append
+    assert fast_append is not None
+    # As after a seal at seq 1: nothing unsealed, the next seal due in an hour.
+    prepared.store(seal_seq=1, unsealed_ns=0)
+    before, _ = prepared.snapshot()
+    chain = prepared.state().chain
+    _, seq, ts = fast_append(*prepared.args(seal_interval_ns=3600 * 10**9))
+    line = prepared.snapshot()[0][len(before) :]
+    state = prepared.state()
+    assert state.chain == hashlib.sha256(chain + line).digest()
+    assert (state.seq, state.unsealed_ns) == (2, state.last_ns)
+    assert ts_ns(ts) == state.last_ns // 1000 * 1000
+    fast_append(*prepared.args(seal_interval_ns=3600 * 10**9))
+    assert prepared.state().unsealed_ns == state.unsealed_ns  # the oldest unsealed line's
+    prepared.writer.close()
+
+
 def _outside_append(prepared: Prepared) -> dict[str, Any]:
     with open(prepared.log, "ab") as log:
         log.write(b"x\n")
@@ -338,6 +361,12 @@ def _stored(**fields: Any) -> Callable[[Prepared], dict[str, Any]]:
     return store
 
 
+def _seal_due(prepared: Prepared) -> dict[str, Any]:
+    state = prepared.state()
+    prepared.store(seal_seq=1, unsealed_ns=state.last_ns - 2 * 10**9)
+    return {"seal_interval_ns": 10**9}
+
+
 def _read_only_descriptor(prepared: Prepared) -> dict[str, Any]:
     return {"log_fd": os.open(prepared.log, os.O_RDONLY | os.O_CLOEXEC)}  # write fails: EBADF
 
@@ -353,7 +382,12 @@ HAND_BACKS: list[tuple[str, Callable[[Prepared], dict[str, Any]]]] = [
     ("lock-file-truncated-to-nothing", _truncated_lock_file(0)),
     ("lock-file-cut-in-the-state", _truncated_lock_file(20)),
     ("lock-file-one-byte-short", _truncated_lock_file(LAYOUT.size - 1)),
-    ("state-of-another-version", _stored(version=2)),
+    ("state-of-version-1", _stored(version=1)),
+    ("state-of-another-version", _stored(version=3)),
+    ("last-seal-past-the-last-seq", _stored(seal_seq=99)),
+    ("oldest-unsealed-after-the-last-line", _stored(unsealed_ns=2**62)),
+    ("sealing-and-no-seal-yet", lambda p: {"seal_interval_ns": 10**9}),
+    ("sealing-and-a-seal-due", _seal_due),
     ("seq-at-the-largest-the-format-allows", _stored(seq=SEQ_MAX)),
     ("seq-at-the-largest-the-page-holds", _stored(seq=2**64 - 1)),
     ("last-ts-past-the-range", _stored(last_ns=TS_END_NS)),
@@ -403,6 +437,8 @@ BAD_ARGUMENTS: list[tuple[str, Callable[[Prepared], dict[str, Any]], type[Except
     ),
     ("inode-as-float", lambda p: {"log_ino": float(p.writer._fd_ino)}, TypeError),
     ("negative-size-limit", lambda p: {"file_size_limit": -1}, ValueError),
+    ("seal-interval-as-float", lambda p: {"seal_interval_ns": 1e9}, TypeError),
+    ("negative-seal-interval", lambda p: {"seal_interval_ns": -1}, ValueError),
     ("negative-max-bytes", lambda p: {"max_bytes": -(2**62)}, ValueError),
     ("path-as-str", lambda p: {"path": os.fsdecode(p.writer._path_bytes)}, TypeError),
     ("path-with-a-nul-byte", lambda p: {"path": p.writer._path_bytes + b"\0x"}, ValueError),

@@ -264,3 +264,25 @@ def test_a_clock_past_the_last_ts_the_format_allows_is_refused_unwritten(
         monkeypatch.setattr(appender, "_time_ns", lambda: TS_END_NS - 1)
         assert w.record("user.login")["ts"] == "2261-12-31T23:59:59.999999Z"
     assert seqs(log_dir) == [1, 2]
+
+
+def test_a_version_1_page_from_before_the_chain_is_rebuilt_with_the_chain_from_the_log(
+    log_dir: Path,
+) -> None:
+    import hashlib
+    import struct
+
+    with AuditWriter(log_dir) as w:
+        w.record("user.login")
+    st = os.stat(log_dir / "trek.log")
+    seq, last_ns = _state_of(log_dir)
+    version_1 = struct.pack("<4sIQQQQQ", MAGIC, 1, seq, st.st_ino, st.st_size, last_ns, 0)
+    with open(log_dir / LOCK, "r+b") as lock:
+        lock.write(version_1 + bytes(LAYOUT.size - len(version_1)))
+    with AuditWriter(log_dir) as w:
+        assert w.record("user.login")["seq"] == 2
+    head = bytes(32)
+    for line in (log_dir / "trek.log").read_bytes().splitlines(keepends=True):
+        head = hashlib.sha256(head + line).digest()
+    with open(log_dir / LOCK, "rb") as lock:
+        assert read_state(lock.fileno()).chain == head

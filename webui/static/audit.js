@@ -1,4 +1,4 @@
-// The Audit page: local times, and "Load more" through the JSON API.
+// The Audit page: local times (rows and the seal block), and "Load more" through the JSON API.
 // Rows are built with DOM APIs and textContent only: no data ever goes through innerHTML.
 "use strict";
 
@@ -43,12 +43,17 @@
     return td;
   }
 
-  function detailsCell(details) {
+  function detailsCell(details, sealed) {
     const td = el("td");
-    if (details === null || details === undefined) return td;
     const box = el("details");
-    box.appendChild(el("summary", JSON.stringify(details)));
-    box.appendChild(el("pre", JSON.stringify(details, null, 2)));
+    if (details === null || details === undefined) {
+      box.appendChild(el("summary", "no details", { class: "none" }));
+    } else {
+      box.appendChild(el("summary", JSON.stringify(details)));
+      box.appendChild(el("pre", JSON.stringify(details, null, 2)));
+    }
+    box.appendChild(el("p", sealed ? "Covered by a seal." : "Not yet sealed.",
+      { class: sealed ? "seal-note sealed" : "seal-note" }));
     td.appendChild(box);
     return td;
   }
@@ -66,11 +71,11 @@
     tr.appendChild(actionCell);
     tr.appendChild(el("td", entry.resource || ""));
     tr.appendChild(el("td", entry.ip || ""));
-    tr.appendChild(detailsCell(entry.details));
+    tr.appendChild(detailsCell(entry.details, entry.sealed === true));
     return tr;
   }
 
-  document.querySelectorAll("#audit-rows time").forEach(showLocalTime);
+  document.querySelectorAll("#audit-rows time, #seal-panel time").forEach(showLocalTime);
 
   const more = document.getElementById("load-more");
   if (!more) return;
