@@ -50,6 +50,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/writer.py
 	$(BIN)/python benchmarks/indexer.py
 	$(BIN)/python benchmarks/webui.py
+	$(BIN)/python benchmarks/ingest.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

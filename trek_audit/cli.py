@@ -53,6 +53,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "trek_audit.store.cli:verify",
         "Check the hash chain, the seals and the audit database against the log files.",
     ),
+    "ingest": LazyCommand(
+        "trek_audit.writer.cli:ingest",
+        "Take audit events on a Unix socket, one JSON request per line (as record --stdin).",
+    ),
     "backup": LazyCommand(
         "trek_audit.store.cli:backup",
         "Copy the audit database to DESTINATION while it is in use, as one consistent snapshot.",

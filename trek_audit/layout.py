@@ -10,6 +10,7 @@
     secret_key          signs the panel's session cookies
     seal.key            the sealing key (`seal init`), mode 0600: the current epoch's key only
     verify.json         the result of the last `trek-audit verify` of this directory
+    ingest.sock         the default socket of `trek-audit ingest`
 ```
 
 Shippers watch ``logs/trek.log*``: nothing else the writer makes in ``logs/`` matches that
@@ -33,6 +34,8 @@ __all__ = [
     "SEAL_KEY_NAME",
     "VERIFY_REPORT_NAME",
     "VERIFY_REPORT_MODE",
+    "INGEST_SOCKET_NAME",
+    "INGEST_SOCKET_MODE",
     "DataDir",
     "LogDir",
 ]
@@ -59,6 +62,10 @@ SEAL_KEY_NAME = "seal.key"
 VERIFY_REPORT_NAME = "verify.json"
 # The last verify result: read by the panel and by probes, like the database; no secret in it.
 VERIFY_REPORT_MODE = 0o640
+INGEST_SOCKET_NAME = "ingest.sock"
+# The ingest socket: the writer's user and its group (an app in another container) may
+# connect; never everyone, since whoever connects can record events.
+INGEST_SOCKET_MODE = 0o660
 # Read by `status`, the panel and probes, which may run as other users; it holds no secret.
 SUPERVISOR_STATE_MODE = 0o644
 
@@ -132,3 +139,7 @@ class DataDir:
     @property
     def verify_report(self) -> Path:
         return self.root / VERIFY_REPORT_NAME
+
+    @property
+    def ingest_socket(self) -> Path:
+        return self.root / INGEST_SOCKET_NAME

@@ -230,6 +230,14 @@ SETTINGS: dict[str, Setting] = {
             "A file holding the verification key as printed by `seal init`, for "
             "`trek-audit verify`; empty = check the chain and seal continuity only.",
         ),
+        Setting(
+            "TREK_INGEST_SOCKET",
+            "ingest_socket",
+            "",
+            str,
+            "Unix socket on which `serve` takes events in the `record --stdin` protocol; empty = "
+            "none. `ingest` listens on <data>/ingest.sock unless told otherwise.",
+        ),
     )
 }
 
@@ -262,6 +270,7 @@ class Settings:
     seal_key_file: str = _default("TREK_SEAL_KEY_FILE")
     seal_interval: int = _default("TREK_SEAL_INTERVAL")
     verify_key_file: str = _default("TREK_VERIFY_KEY_FILE")
+    ingest_socket: str = _default("TREK_INGEST_SOCKET")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -2,7 +2,7 @@
 
 A child asks the kernel for a signal when its parent dies (``die_with_parent``): an indexer
 left behind would hold the data directory's lock forever, and a new serve could not start
-its own.
+its own; an ingest server left behind would keep recording with nobody supervising it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from pathlib import Path
 
 from trek_audit.store import holder_pid, is_locked
 
-__all__ = ["IndexerChild", "describe_exit", "die_with_parent", "send_signal"]
+__all__ = [
+    "Child",
+    "IndexerChild",
+    "IngestChild",
+    "describe_exit",
+    "die_with_parent",
+    "send_signal",
+]
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -43,50 +50,76 @@ def die_with_parent(sig: int, parent: int) -> None:
         os.kill(os.getpid(), sig)
 
 
-class IndexerChild:
-    """One ``trek-audit index`` child process for a data directory; it dies with its parent."""
+class Child:
+    """A ``python -m trek_audit <command>`` child process of serve; it dies with its parent.
 
-    def __init__(self, data_dir: Path) -> None:
+    ``what`` names it in serve's messages (``indexer``, ``ingest server``).
+    """
+
+    what = "child"
+
+    def __init__(self, data_dir: Path, arguments: list[str]) -> None:
         self.data_dir = data_dir
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "trek_audit",
-                "index",
-                "--data-dir",
-                str(data_dir),
-                "--quiet",
-            ],
+            [sys.executable, "-m", "trek_audit", *arguments],
             # A session of its own: the terminal's Ctrl-C reaches serve alone, which then
-            # stops the indexer with SIGTERM, and the panel.
+            # stops the child with SIGTERM, and the panel.
             start_new_session=True,
-            # SIGTERM: an indexer left without serve commits what it read and exits. (serve
-            # has no other thread, so running code between fork and exec is safe.)
+            # SIGTERM: a child left without serve ends cleanly (the indexer commits what it
+            # read, the ingest server answers what it read). (serve has no other thread, so
+            # running code between fork and exec is safe.)
             preexec_fn=partial(die_with_parent, signal.SIGTERM, os.getpid()),
         )
         self.pid = self.process.pid
+        self._terminated = False
 
     def poll(self) -> int | None:
         return self.process.poll()
 
+    def terminate(self) -> None:
+        """Ask it to end (SIGTERM), once: a second SIGTERM could cut its clean end short."""
+        if not self._terminated and self.process.poll() is None:
+            self._terminated = True
+            self.process.send_signal(signal.SIGTERM)
+
     def running_for(self) -> float:
         return time.monotonic() - self.started_at
 
-    def holds_the_directory(self) -> bool:
-        """Tell whether this child holds the data directory's indexer lock."""
-        return is_locked(self.data_dir) and holder_pid(self.data_dir) == self.pid
-
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM (it commits what it read), then SIGKILL after ``timeout``; its status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        """SIGTERM (it ends cleanly), then SIGKILL after ``timeout``; its status."""
+        self.terminate()
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+class IndexerChild(Child):
+    """One ``trek-audit index`` child process for a data directory."""
+
+    what = "indexer"
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, ["index", "--data-dir", str(data_dir), "--quiet"])
+
+    def holds_the_directory(self) -> bool:
+        """Tell whether this child holds the data directory's indexer lock."""
+        return is_locked(self.data_dir) and holder_pid(self.data_dir) == self.pid
+
+
+class IngestChild(Child):
+    """One ``trek-audit ingest`` child process, listening on ``socket``."""
+
+    what = "ingest server"
+
+    def __init__(self, data_dir: Path, socket: Path) -> None:
+        super().__init__(
+            data_dir,
+            ["ingest", "--data-dir", str(data_dir), "--socket", str(socket), "--quiet"],
+        )
+        self.socket = socket
 
 
 def describe_exit(status: int) -> str:

@@ -2,8 +2,9 @@
 
 serve binds the port, creates what the panel needs on first start, then hands over to its
 supervisor (``supervisor.Supervisor``), which runs the indexer (``python -m trek_audit
-index``) and the gunicorn master as two child processes. No thread of the indexer ever
-lives in the gunicorn master, whose forks would copy it half-alive.
+index``), the ingest server when ``TREK_INGEST_SOCKET`` is set (``python -m trek_audit
+ingest``) and the gunicorn master as child processes. No thread of the indexer or of the
+ingest server ever lives in the gunicorn master, whose forks would copy it half-alive.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gunicorn.app.base import BaseApplication
 from trek_audit.layout import DIR_MODE
 from trek_audit.settings import Settings
 from trek_audit.writer import AuditWriter
+from trek_audit.writer.ingest import SocketPathError, check_socket_path
 
 from .account_change import account_change
 from .accounts import Accounts
@@ -90,8 +92,17 @@ def ensure_admin(settings: Settings, echo: Echo) -> None:
 def serve(settings: Settings, host: str, port: int, workers: int, echo: Echo, warn: Echo) -> int:
     """Run the indexer and the panel under a supervisor until stopped; the exit status.
 
-    Raises CannotListen, before anything is created, when ``host:port`` cannot be bound.
+    Raises CannotListen, before anything is created, when ``host:port`` cannot be bound or
+    the ingest socket (``TREK_INGEST_SOCKET``) is taken.
     """
+    ingest_socket = (
+        Path(os.path.abspath(settings.ingest_socket)) if settings.ingest_socket else None
+    )
+    if ingest_socket is not None:
+        try:
+            check_socket_path(ingest_socket)
+        except SocketPathError as error:
+            raise CannotListen(f"cannot take events on TREK_INGEST_SOCKET: {error}") from None
     listener = Listener.bind(host, port)
     try:
         data = settings.data
@@ -101,7 +112,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, echo: Echo, wa
             load_or_create_secret_key(data.secret_key)  # once, before the workers race for it
         first_login: list[str] = []
         ensure_admin(settings, first_login.append)  # shown in the ready block, not before
-        block = ready_block(listener.url, data.root.resolve(), first_login)
+        block = ready_block(listener.url, data.root.resolve(), first_login, ingest_socket)
 
         def when_ready(_server: object) -> None:
             echo(block)
@@ -115,7 +126,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, echo: Echo, wa
             PanelServer(settings, options).run()
             return 0
 
-        supervisor = Supervisor(data.root, echo, warn)
+        supervisor = Supervisor(data.root, echo, warn, ingest_socket=ingest_socket)
         status = supervisor.run(run_panel, forked=listener.close)
         if not supervisor.panel_started:
             for line in first_login:  # stopped before the ready block: the password is not lost
@@ -125,7 +136,9 @@ def serve(settings: Settings, host: str, port: int, workers: int, echo: Echo, wa
         listener.close()
 
 
-def ready_block(url: str, data_root: Path, first_login: list[str]) -> str:
+def ready_block(
+    url: str, data_root: Path, first_login: list[str], ingest_socket: Path | None = None
+) -> str:
     """What serve prints once gunicorn listens: the last lines of its start, set off by rules.
 
     The URL and, on first start, the admin password close it, so that they are what a new
@@ -136,6 +149,7 @@ def ready_block(url: str, data_root: Path, first_login: list[str]) -> str:
         "",
         rule,
         f"trek-audit serves {data_root} (Ctrl-C stops the panel and the indexer)",
+        *([f"ingest socket: {ingest_socket}"] if ingest_socket is not None else []),
         f"panel: {url}",
         *first_login,
         rule,

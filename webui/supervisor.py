@@ -1,12 +1,14 @@
-"""``serve``'s own process: keep one indexer child beside the panel, restart it, stop both.
+"""``serve``'s own process: keep an indexer child (and an ingest server) beside the panel.
 
-serve's process runs neither gunicorn nor the indexer itself. It starts the indexer
-(``python -m trek_audit index``) and forks the panel (the gunicorn master), then waits. If the
-indexer exits or is killed it says so and starts a new one after a pause (``Backoff``: 1 s,
-doubling to 30 s, back to 1 s after a minute of good running), and it keeps
-``<data>/serve.json`` up to date for /healthz and ``trek-audit status``. SIGTERM, SIGINT
-and SIGHUP stop the panel and the indexer (which commits what it read), and serve exits 0;
-if the panel stops on its own, serve stops the indexer and exits with the panel's status.
+serve's process runs neither gunicorn, nor the indexer, nor the ingest server itself. It
+starts the indexer (``python -m trek_audit index``), the ingest server when it has a socket
+(``python -m trek_audit ingest``), and forks the panel (the gunicorn master), then waits. If
+a child exits or is killed it says so and starts a new one after a pause (``Backoff``: 1 s,
+doubling to 30 s, back to 1 s after a minute of good running; each child has its own), and
+it keeps ``<data>/serve.json`` up to date with the indexer for /healthz and ``trek-audit
+status``. SIGTERM, SIGINT and SIGHUP stop the panel and the children (the indexer commits
+what it read, the ingest server answers what it read), and serve exits 0; if the panel stops
+on its own, serve stops the children and exits with the panel's status.
 
 Why not in the gunicorn master: it reaps every child with ``waitpid(-1)``, so it would
 collect the indexer's exit status before anyone could act on it.
@@ -22,6 +24,7 @@ while nothing happens it costs nothing.
 
 from __future__ import annotations
 
+import copy
 import os
 import select
 import signal
@@ -30,6 +33,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -41,9 +45,9 @@ from trek_audit.store.supervisor import (
     write_supervisor_state,
 )
 
-from .children import IndexerChild, describe_exit, die_with_parent, send_signal
+from .children import Child, IndexerChild, IngestChild, describe_exit, die_with_parent, send_signal
 
-__all__ = ["STOP_SIGNALS", "Backoff", "Supervisor"]
+__all__ = ["STOP_SIGNALS", "Backoff", "Kept", "Supervisor"]
 
 Echo = Callable[[str], None]
 
@@ -69,6 +73,52 @@ class Backoff:
         delay = self._next
         self._next = min(self.limit, delay * 2)
         return delay
+
+
+class Kept:
+    """A child serve keeps running: the one running now, its restarts, and the next start."""
+
+    def __init__(self, start: Callable[[], Child], backoff: Backoff) -> None:
+        self._start = start
+        self.backoff = backoff
+        self.child: Child | None = None
+        self.restarts = 0
+        self.outage_since: datetime | None = None  # kept across restarts that did not last
+        self.next_start: float | None = None  # monotonic time of the pending (re)start
+
+    def start(self) -> Child:
+        self.child, self.next_start = self._start(), None
+        return self.child
+
+    def ended(self) -> tuple[Child, int] | None:
+        """The child and its exit status, once it has ended; it is forgotten then."""
+        child = self.child
+        if child is None:
+            return None
+        status = child.poll()
+        if status is None:
+            return None
+        self.child = None
+        return child, status
+
+    def restart_later(self, child: Child) -> float:
+        """Schedule the start of a new child after ``child`` ended; the pause, in seconds."""
+        ran_for = child.running_for()
+        delay = self.backoff.delay(ran_for)
+        if self.outage_since is None or ran_for >= self.backoff.reset_after:
+            self.outage_since = datetime.now(UTC)
+        self.next_start = time.monotonic() + delay
+        return delay
+
+    def due(self) -> bool:
+        return self.next_start is not None and time.monotonic() >= self.next_start
+
+
+def _ended_message(child: Child, status: int, delay: float) -> str:
+    return (
+        f"the {child.what} (pid {child.pid}) {describe_exit(status)} after "
+        f"{child.running_for():.0f} s; starting a new one in {delay:.0f} s"
+    )
 
 
 class _Wakeup:
@@ -124,10 +174,11 @@ def _noted(signum: int, frame: FrameType | None) -> None:
 
 
 class Supervisor:
-    """serve's process: the indexer child and the panel child, until a stop signal.
+    """serve's process: the indexer child, the ingest child and the panel child, until stopped.
 
     ``run(panel)`` forks the panel child, which calls ``panel()`` and exits with what it
-    returns. ``backoff`` paces restarts; ``lock_probe`` is how often to look whether an
+    returns. ``ingest_socket``, when given, is where an ingest child listens. ``backoff``
+    paces restarts (each child gets a copy); ``lock_probe`` is how often to look whether an
     indexer found running elsewhere has stopped, so that serve starts its own.
     """
 
@@ -137,6 +188,7 @@ class Supervisor:
         echo: Echo,
         warn: Echo,
         *,
+        ingest_socket: Path | None = None,
         backoff: Backoff | None = None,
         lock_probe: float = 5.0,
         panel_stop_timeout: float = 20.0,
@@ -145,14 +197,17 @@ class Supervisor:
         self.state_file = DataDir(data_dir).supervisor_state
         self.echo = echo
         self.warn = warn
-        self.backoff = backoff or Backoff()
+        backoff = backoff or Backoff()
         self.lock_probe = lock_probe
         self.panel_stop_timeout = panel_stop_timeout
-        self.indexer: IndexerChild | None = None
+        self.indexer = Kept(partial(IndexerChild, data_dir), backoff)
         self.other_pid: int | None = None  # another process's indexer holds the directory
-        self.restarts = 0
-        self.outage_since: datetime | None = None  # kept across restarts that did not last
-        self.next_start: float | None = None  # monotonic time of the pending (re)start
+        self.ingest_socket = ingest_socket
+        self.ingest: Kept | None = None
+        if ingest_socket is not None:
+            self.ingest = Kept(
+                partial(IngestChild, data_dir, ingest_socket), copy.deepcopy(backoff)
+            )
         self.panel_pid: int | None = None
         self.panel_started = False
         self.stopping: int | None = None  # the signal that asked us to stop
@@ -166,6 +221,8 @@ class Supervisor:
         with self._wakeup:
             try:
                 self._start_first_indexer()
+                if self.stopping is None:
+                    self._start_first_ingest()
                 if self.stopping is None:
                     self.panel_pid = self._fork_panel(panel)
                     self.panel_started = True
@@ -195,8 +252,9 @@ class Supervisor:
         # An indexer that exited at once is reported, and restarted, by the loop.
 
     def _start_indexer(self) -> IndexerChild:
-        child = IndexerChild(self.data_dir)
-        self.indexer, self.other_pid, self.next_start = child, None, None
+        child = self.indexer.start()
+        assert isinstance(child, IndexerChild)
+        self.other_pid = None
         self._write_state()
         return child
 
@@ -213,39 +271,60 @@ class Supervisor:
             )
             self._forget_state()  # what it said of a child of its own no longer holds
         self.other_pid = pid or 0
-        self.next_start = time.monotonic() + self.lock_probe
+        self.indexer.next_start = time.monotonic() + self.lock_probe
         return True
 
     def _watch_indexer(self) -> None:
-        child = self.indexer
-        if child is not None:
-            status = child.poll()
-            if status is not None:
-                self._indexer_ended(child, status)
-        elif self.next_start is not None and time.monotonic() >= self.next_start:
+        kept = self.indexer
+        if kept.child is not None:
+            ended = kept.ended()
+            if ended is not None:
+                self._indexer_ended(*ended)
+        elif kept.due():
             if self._another_holds_it():
                 return
             if self.other_pid is not None:
                 self.echo("the other indexer stopped; serve starts its own")
             else:
-                self.restarts += 1
+                kept.restarts += 1
             child = self._start_indexer()
             self.echo(f"started a new indexer (pid {child.pid})")
 
-    def _indexer_ended(self, child: IndexerChild, status: int) -> None:
-        self.indexer = None
-        ran_for = child.running_for()
+    def _indexer_ended(self, child: Child, status: int) -> None:
         if self._another_holds_it():
             return  # it lost the race for the lock: nothing to restart
-        delay = self.backoff.delay(ran_for)
-        if self.outage_since is None or ran_for >= self.backoff.reset_after:
-            self.outage_since = datetime.now(UTC)
-        self.next_start = time.monotonic() + delay
-        self.warn(
-            f"the indexer (pid {child.pid}) {describe_exit(status)} after {ran_for:.0f} s; "
-            f"starting a new one in {delay:.0f} s"
-        )
+        delay = self.indexer.restart_later(child)
+        self.warn(_ended_message(child, status, delay))
         self._write_state()
+
+    # -- the ingest server ------------------------------------------------------------------
+
+    def _start_first_ingest(self, timeout: float = 10.0) -> None:
+        """Start the ingest server and wait until its socket is there, so its line comes first."""
+        if self.ingest is None or self.ingest_socket is None:
+            return
+        child = self.ingest.start()
+        deadline = time.monotonic() + timeout
+        while self.stopping is None and time.monotonic() < deadline:
+            if child.poll() is not None or self.ingest_socket.is_socket():
+                break
+            self._take_signals(0.05)
+        if child.poll() is None:
+            self.echo(f"ingest server running (pid {child.pid}) on {self.ingest_socket}")
+
+    def _watch_ingest(self) -> None:
+        kept = self.ingest
+        if kept is None:
+            return
+        if kept.child is not None:
+            ended = kept.ended()
+            if ended is not None:
+                child, status = ended
+                self.warn(_ended_message(child, status, kept.restart_later(child)))
+        elif kept.due():
+            kept.restarts += 1
+            child = kept.start()
+            self.echo(f"started a new ingest server (pid {child.pid})")
 
     # -- the panel --------------------------------------------------------------------------
 
@@ -300,6 +379,7 @@ class Supervisor:
                 self.warn(f"the panel (gunicorn) {describe_exit(status)}; stopping the indexer")
                 return status if 0 < status < 256 else 1
             self._watch_indexer()
+            self._watch_ingest()
             self._take_signals(self._timeout())
             if self.stopping is not None:
                 return 0
@@ -307,9 +387,13 @@ class Supervisor:
     def _timeout(self) -> float:
         # A SIGCHLD or a stop signal wakes the loop; this bounds the sleep otherwise (a
         # pending restart, or a look at another indexer's lock).
-        if self.next_start is None:
+        starts = [k.next_start for k in self._kept() if k.next_start is not None]
+        if not starts:
             return 60.0
-        return max(0.0, self.next_start - time.monotonic())
+        return max(0.0, min(starts) - time.monotonic())
+
+    def _kept(self) -> list[Kept]:
+        return [self.indexer] + ([self.ingest] if self.ingest is not None else [])
 
     def _take_signals(self, timeout: float | None) -> None:
         for signum in self._wakeup.wait(timeout):
@@ -320,16 +404,24 @@ class Supervisor:
     # -- stopping ---------------------------------------------------------------------------
 
     def _stop_children(self) -> None:
-        """Stop the panel (gracefully) and the indexer (it commits) together, then reap them."""
+        """Stop the panel (gracefully) and the children (cleanly) together, then reap them."""
         if self.panel_pid is not None:
             send_signal(self.panel_pid, signal.SIGTERM)
-        child, self.indexer = self.indexer, None
-        if child is not None:
+        children = [k.child for k in self._kept() if k.child is not None]
+        for kept in self._kept():
+            kept.child = None
+        for child in children:
+            child.terminate()
+        for child in children:
             status = child.stop()
-            if status == 0:
+            if status != 0:
+                self.warn(
+                    f"the {child.what} (pid {child.pid}) {describe_exit(status)} when stopped"
+                )
+            elif isinstance(child, IndexerChild):
                 self.echo(f"stopped the indexer (pid {child.pid}); what it read is committed")
             else:
-                self.warn(f"the indexer (pid {child.pid}) {describe_exit(status)} when stopped")
+                self.echo(f"stopped the {child.what} (pid {child.pid})")
         deadline = time.monotonic() + self.panel_stop_timeout
         while self._panel_status() is None and self.panel_pid is not None:
             if time.monotonic() >= deadline:
@@ -343,15 +435,16 @@ class Supervisor:
     def _write_state(self) -> None:
         if self.other_pid is not None:
             return  # serve.json is the supervising serve's; this one supervises nothing now
-        child = self.indexer
+        kept = self.indexer
+        child = kept.child
         state = SupervisorState(
             pid=os.getpid(),
             indexer_pid=child.pid if child else None,
             indexer_running=child is not None,
-            indexer_restarts=self.restarts,
+            indexer_restarts=kept.restarts,
             indexer_down_since=None
-            if child or self.outage_since is None
-            else self.outage_since.isoformat(),
+            if child or kept.outage_since is None
+            else kept.outage_since.isoformat(),
             updated_at=datetime.now(UTC).isoformat(),
         )
         try:

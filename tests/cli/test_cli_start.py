@@ -63,6 +63,7 @@ def test_the_group_knows_every_command_without_importing_it() -> None:
         "admin",
         "backup",
         "index",
+        "ingest",
         "record",
         "seal",
         "serve",

@@ -31,6 +31,7 @@ OTHER_VALUES = {
     "TREK_SEAL_KEY_FILE": "/etc/trek-audit/seal.key",
     "TREK_SEAL_INTERVAL": "5",
     "TREK_VERIFY_KEY_FILE": "/root/verification.key",
+    "TREK_INGEST_SOCKET": "/run/trek-audit/ingest.sock",
 }
 
 
