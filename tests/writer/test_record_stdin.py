@@ -192,10 +192,6 @@ def peak_memory_kib(pid: int) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.skipif(
-    "TREK_ASAN_EXTENSION" in os.environ,
-    reason="ASan's quarantine and shadow memory inflate the peak; `make test` measures it",
-)
 def test_a_huge_line_is_answered_invalid_without_being_kept_in_memory(tmp_path: Path) -> None:
     process = co_process(tmp_path / "data")
     assert process.stdin is not None and process.stdout is not None
