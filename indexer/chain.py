@@ -11,10 +11,13 @@ The head is unknown (None, the rows' ``chain`` NULL) where the indexer cannot kn
 it starts in the middle of the chain (the log's first lines rotated away before it read
 them, or a database made before schema version 4) and after any line whose seq does not
 follow the previous line's (a gap, a repeat, a file read again). The next seal line gives
-it back. A seal is checked against what is known at that moment only, and its chain is
-adopted afterwards whatever the checks said, so one damaged stretch is one incident. A seal
-that was a break may itself be what was changed, so the next seal is not held to it: only
-if the next seal's ``prev`` is the head taken from it are the lines in between checked.
+it back. A seal at or below the last seal's seq (read again, or late) is neither checked
+nor adopted; one read after a break in the order of the lines (a gap, a late line) is not
+held to the seal before it: the seals between may still come. A seal is checked against what
+is known at that moment only, and its chain is adopted afterwards whatever the checks said,
+so one damaged stretch is one incident. A seal that was a break may itself be what was
+changed, so the next seal is not held to it: only if the next seal's ``prev`` is the head
+taken from it are the lines in between checked.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ def seal_details(details: dict[str, Any] | None) -> SealDetails | None:
 class ChainFollower:
     """Advance the head over each event line read, checking each seal line against it.
 
-    The ledger keeps one per log directory, saves ``state`` with every batch (``changed``
+    The ledger keeps one per source, saves ``state`` with every batch (``changed``
     says it moved) and reloads it after a failed commit. Breaks wait in ``breaks`` until the
     scanner takes them into the batch that holds the seal line.
     """
@@ -115,6 +118,12 @@ class ChainFollower:
             state.head, state.seq = head, seq
             self.changed = True
             return head
+        if state.seal is not None and seq <= state.seal.seq:
+            # A seal read again, or late: a shipper re-reading a renamed file, or delivering
+            # older lines after newer ones. It vouches for lines checked already, or read out
+            # of the writer's order; the chain read so far is not its to judge (`trek-audit
+            # verify` checks it in the files).
+            return None
         seal = seal_details(event["details"])
         if seal is None:
             what = f"the seal at seq {seq} has details that no writer makes"
@@ -139,6 +148,11 @@ class ChainFollower:
         """Compare a seal with the head read before it and with the previous seal; sound?"""
         last = self.state.seal
         epoch, key = seal["epoch"], seal["key_id"]
+        if head is None and last is not None and last.sound:
+            # The lines since the last seal were not read in the writer's order (a gap, a
+            # repeat, a late line from a shipper): the seals between may be among the lines
+            # not read yet, so this one is not held to the last. The gap is on record.
+            last = None
         if last is not None and not last.sound:
             # The head taken from a broken seal is known good only if this seal says so.
             if last.head is None or seal["prev"] != last.head.hex():

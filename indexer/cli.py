@@ -12,11 +12,13 @@ from types import FrameType
 
 import click
 
+from trek_audit.layout import LOCAL_SOURCE
 from trek_audit.options import data_dir_option, load_settings, setting_option
 from trek_audit.settings import Settings
 from trek_audit.store import read_status
 from trek_audit.store.files import NotARegularFile
 from trek_audit.store.health import HealthReport, read_health
+from trek_audit.store.status import SourceStatus
 
 from .follower import Indexer
 from .lock import IndexerBusy
@@ -117,9 +119,21 @@ def _index_once(settings: Settings, wait: bool) -> None:
         f"indexed {report.rows} rows from {report.files} file(s), rejected {report.rejected} "
         f"line(s); last seq {report.last_seq}"
     )
-    if report.gaps:
-        missing = sum(last - first + 1 for first, last in report.gaps)
-        click.echo(f"warning: {missing} event(s) missing in {len(report.gaps)} gap(s)", err=True)
+    if report.duplicates_dropped:
+        click.echo(f"dropped {report.duplicates_dropped} identical line(s) read again")
+    for name, part in report.sources.items():
+        if name != LOCAL_SOURCE and (part.rows or part.rejected):
+            click.echo(
+                f"  source {name}: {part.rows} rows, rejected {part.rejected} line(s); "
+                f"last seq {part.last_seq}"
+            )
+    for name, part in report.sources.items():
+        if part.gaps:
+            missing = sum(last - first + 1 for first, last in part.gaps)
+            where = "" if name == LOCAL_SOURCE else f" of source {name}"
+            click.echo(
+                f"warning: {missing} event(s){where} missing in {len(part.gaps)} gap(s)", err=True
+            )
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -201,6 +215,20 @@ def _describe(report: HealthReport) -> str:
     info = report.status
     if info is None:
         return "\n".join(lines)
+    sources = info.get("sources") or []
+    if len(sources) > 1:
+        lines += [
+            f"rows indexed:    {info['indexed']}",
+            f"not yet indexed: {info['lag_bytes']} bytes",
+            f"rejected lines:  {info['rejected']}",
+            f"incidents:       {info['incidents']}",
+            f"duplicates:      {info['duplicates_dropped']} identical line(s) dropped",
+            f"last indexed at: {info['last_indexed_at'] or 'never'}",
+            f"sources:         {len(sources)}",
+        ]
+        for source in sources:
+            lines.extend(_describe_source(source))
+        return "\n".join(lines)
     lines += [
         f"rows indexed:    {info['indexed']}",
         f"last seq:        {info['last_seq']}",
@@ -209,6 +237,8 @@ def _describe(report: HealthReport) -> str:
         f"incidents:       {info['incidents']}",
         f"last indexed at: {info['last_indexed_at'] or 'never'}",
     ]
+    if info.get("duplicates_dropped"):
+        lines.append(f"duplicates:      {info['duplicates_dropped']} identical line(s) dropped")
     if info["gaps"]:
         lines.append(f"gaps:            {info['missing']} event(s) missing")
         lines.extend(
@@ -218,6 +248,23 @@ def _describe(report: HealthReport) -> str:
     else:
         lines.append("gaps:            none")
     return "\n".join(lines)
+
+
+def _describe_source(source: SourceStatus) -> list[str]:
+    """A line for one source, then one per gap of it."""
+    text = (
+        f"  {source['name']}: {source['indexed']} rows, last seq {source['last_seq']}, "
+        f"{source['lag_bytes']} bytes not yet indexed, {source['rejected']} rejected, "
+        f"{source['incidents']} incident(s), {source['duplicates_dropped']} duplicate(s) "
+        f"dropped, last indexed at {source['last_indexed_at'] or 'never'}"
+    )
+    if not source["gaps"]:
+        return [text + ", no gaps"]
+    gaps = [
+        f"    seq {first}" if first == last else f"    seq {first}..{last}"
+        for first, last in source["gaps"]
+    ]
+    return [text + f", {source['missing']} event(s) missing:", *gaps]
 
 
 def _describe_indexer(report: HealthReport) -> str:

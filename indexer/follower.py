@@ -1,4 +1,8 @@
-"""The indexer as background work: follow the log directory until stopped.
+"""The indexer as background work: follow every source's log directory until stopped.
+
+The sources are ``<data>/logs`` ("local") and each directory of ``<data>/sources/``
+(``trek_audit.store.log_files.list_sources``), found again at every pass: a source that
+appears while the indexer follows is read from its next pass on, and watched from then.
 
 A periodic rescan (every ``rescan_interval`` seconds) is the source of truth. watchdog
 events only wake the loop early, for low latency: inotify merges and drops events, and
@@ -32,13 +36,16 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
-from trek_audit.layout import LOG_FILE_NAME, DataDir
+from trek_audit.layout import LOCAL_SOURCE, LOG_FILE_NAME, DataDir
 from trek_audit.settings import Settings
+from trek_audit.store.log_files import Source, list_sources
 from trek_audit.store.schema import WAL_SIZE_LIMIT, connect, open_database
 
 from .ledger import Ledger
 from .lock import IndexerLock
+from .retention import DEFAULT_GRACE, Retention
 from .scanner import Scanner, ScanReport
 
 __all__ = ["WAKING_EVENTS", "Indexer"]
@@ -108,7 +115,7 @@ class _WakeOnLogChange(FileSystemEventHandler):
 
 
 class Indexer:
-    """Index ``<data>/logs/trek.log*`` into ``<data>/audit.db``, exactly once.
+    """Index ``<data>/logs/trek.log*`` and every source's into ``<data>/audit.db``, exactly once.
 
     Use ``run_once()`` to index what is there and return, or run it in the background as a
     context manager (``with Indexer(data_dir) as ix: ...``) or with ``start()``/``stop()``.
@@ -116,7 +123,10 @@ class Indexer:
     IndexerBusy, or with ``wait`` waits (True: as long as it takes, a number: seconds).
     Lines longer than ``max_line_bytes`` (newline included) are rejected; None means the
     default of ``TREK_LOG_MAX_LINE_BYTES``, and ``from_settings`` takes the configured one,
-    the limit the writer was given too.
+    the limit the writer was given too. A shipped source's trek.log is rotated past
+    ``log_max_bytes`` keeping ``log_backups`` (None: the defaults; ``from_settings``: the
+    configured ones), and a rotated file beyond them removed once indexed and untouched for
+    ``source_grace`` seconds (see ``retention``).
     """
 
     def __init__(
@@ -130,9 +140,12 @@ class Indexer:
         batch_size: int = 10_000,
         fragment_grace: float = 2.0,
         on_progress: Callable[[int], None] | None = None,
+        log_max_bytes: int | None = None,
+        log_backups: int | None = None,
+        source_grace: float = DEFAULT_GRACE,
     ) -> None:
         self.data_dir = Path(data_dir)
-        data = DataDir(self.data_dir)
+        data = self.data = DataDir(self.data_dir)
         self.log_dir = data.log_dir
         self.db_path = data.audit_db
         self.rescan_interval = rescan_interval
@@ -140,6 +153,12 @@ class Indexer:
         self.wait = wait
         self.max_line_bytes = (
             Settings().max_line_bytes if max_line_bytes is None else max_line_bytes
+        )
+        defaults = Settings()
+        self.retention = Retention(
+            defaults.log_max_bytes if log_max_bytes is None else log_max_bytes,
+            defaults.log_backups if log_backups is None else log_backups,
+            source_grace,
         )
         self.batch_size = batch_size
         self.fragment_grace = fragment_grace
@@ -152,13 +171,17 @@ class Indexer:
         self._lock = IndexerLock(self.data_dir)
         self._scan_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        self._scanner: Scanner | None = None
+        self._ledger: Ledger | None = None
+        self._scanners: dict[str, Scanner] = {}
+        self._sources: list[Source] = []  # found by the last pass
+        self._skipped: set[str] = set()  # entries of sources/ warned about
         self._thread: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._db_identity: tuple[int, int] | None = None  # audit.db's (device, inode) when opened
         self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._watches: dict[Path, ObservedWatch] = {}  # each watched log directory
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> Indexer:
@@ -166,13 +189,19 @@ class Indexer:
 
         ``options`` are the other keywords of ``Indexer`` (``wait``, ``rescan_interval``...).
         """
-        return cls(settings.data_dir, max_line_bytes=settings.max_line_bytes, **options)
+        return cls(
+            settings.data_dir,
+            max_line_bytes=settings.max_line_bytes,
+            log_max_bytes=settings.log_max_bytes,
+            log_backups=settings.log_backups,
+            **options,
+        )
 
     # -- life cycle ------------------------------------------------------------------------
 
     def open(self) -> None:
         """Take the directory's lock and open the database (run_once and start do this)."""
-        if self._scanner is not None:
+        if self._ledger is not None:
             return
         self._lock.acquire(wait=self.wait, stop=self.stop_event)
         try:
@@ -180,41 +209,72 @@ class Indexer:
             conn.isolation_level = None  # transactions are explicit: see Ledger.commit
             self._conn = conn
             self._db_identity = _identity(self.db_path)
-            self._scanner = Scanner(
-                Ledger(conn),
-                self.log_dir,
-                max_line=self.max_line_bytes,
-                batch_size=self.batch_size,
-                fragment_grace=self.fragment_grace,
-                stop=self.stop_event,
-                on_progress=self.on_progress,
-            )
+            self._ledger = Ledger(conn)
+            self._scanners = {}
         except BaseException:
             self.close()
             raise
 
     def close(self) -> None:
         """Close the database and release the lock. Every batch is already committed."""
-        self._scanner = None
+        self._ledger = None
+        self._scanners = {}
         if self._conn is not None:
             self._conn.close()
             self._conn = None
         self._lock.release()
 
     def run_once(self) -> ScanReport:
-        """Index everything complete in the log files now, then return what was done."""
-        opened_here = self._scanner is None
+        """Index everything complete in every source's log files now; return what was done.
+
+        The report is the sum over the sources, each source's own in ``report.sources``.
+        """
+        opened_here = self._ledger is None
         self.open()
         try:
             with self._scan_lock:
-                assert self._scanner is not None
-                report = self._scanner.scan()
+                report = ScanReport()
+                for source in self._find_sources():
+                    if self.stop_event.is_set():
+                        break
+                    report.add(self._scanner(source).scan())
             self.scans += 1
             self.last_report = report
             return report
         finally:
             if opened_here and self._thread is None:
                 self.close()
+
+    def _find_sources(self) -> list[Source]:
+        listing = list_sources(self.data)
+        for entry in listing.skipped:
+            if entry not in self._skipped:
+                log.warning("not a source, skipped: %s", entry)
+        self._skipped = set(listing.skipped)
+        self._sources = listing.sources
+        found = {source.name for source in listing.sources}
+        for name in [name for name in self._scanners if name not in found]:
+            del self._scanners[name]  # gone; a new directory of that name starts afresh
+        return listing.sources
+
+    def _scanner(self, source: Source) -> Scanner:
+        scanner = self._scanners.get(source.name)
+        if scanner is None:
+            assert self._ledger is not None
+            scanner = self._scanners[source.name] = Scanner(
+                self._ledger,
+                source.log_dir,
+                source=source.name,
+                max_line=self.max_line_bytes,
+                batch_size=self.batch_size,
+                fragment_grace=self.fragment_grace,
+                stop=self.stop_event,
+                on_progress=self.on_progress,
+                # The writer rotates logs/; the indexer rotates only what a shipper writes
+                # (keep_bounded also leaves alone any source a trek-audit writer keeps).
+                retention=None if source.name == LOCAL_SOURCE else self.retention,
+            )
+        return scanner
 
     def start(self) -> Indexer:
         """Start following in a background thread."""
@@ -300,7 +360,8 @@ class Indexer:
         # close removes the -wal by its name, which by then could be the new file's.
         with self._scan_lock, self._checkpoint_lock:
             self._close_checkpoint_connection()
-            self._scanner = None
+            self._ledger = None
+            self._scanners = {}
             conn, self._conn = self._conn, None
             if conn is not None:
                 conn.close()
@@ -350,12 +411,13 @@ class Indexer:
 
     def _commits(self) -> int:
         """How many batches this indexer has committed (read without touching its connection)."""
-        scanner = self._scanner
-        return -1 if scanner is None else scanner.ledger.commits
+        ledger = self._ledger
+        return -1 if ledger is None else ledger.commits
 
     def _ensure_observer(self) -> None:
         observer = self._observer
         if observer is not None and observer.is_alive():
+            self._watch_sources(observer)
             return
         replacing = observer is not None
         if observer is not None:
@@ -364,12 +426,8 @@ class Indexer:
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             observer = Observer()
-            observer.schedule(
-                _WakeOnLogChange(self._wake),
-                str(self.log_dir),
-                recursive=False,
-                event_filter=list(WAKING_EVENTS),
-            )
+            self._watches = {}
+            self._watches[self.log_dir] = self._schedule(observer, self.log_dir)
             observer.daemon = True
             observer.start()
         except Exception:
@@ -378,6 +436,35 @@ class Indexer:
         self._observer = observer
         if replacing:
             self.observer_restarts += 1
+        self._watch_sources(observer)
+
+    def _schedule(self, observer: Observer, path: Path) -> ObservedWatch:  # type: ignore[valid-type]
+        return observer.schedule(  # type: ignore[attr-defined,no-any-return]
+            _WakeOnLogChange(self._wake),
+            str(path),
+            recursive=False,
+            event_filter=list(WAKING_EVENTS),
+        )
+
+    def _watch_sources(self, observer: Observer) -> None:  # type: ignore[valid-type]
+        """Watch each source found by the last pass, and no longer those gone.
+
+        One watch per source directory, never recursive: a link in sources/ is no source
+        (list_sources skips it), and a recursive watch might follow it.
+        """
+        wanted = {source.log_dir for source in self._sources if source.name != LOCAL_SOURCE}
+        for path in [path for path in self._watches if path != self.log_dir]:
+            if path not in wanted:
+                watch = self._watches.pop(path)
+                try:
+                    observer.unschedule(watch)  # type: ignore[attr-defined]
+                except Exception:  # already gone with its directory
+                    log.debug("watch of %s already gone", path)
+        for path in sorted(wanted - set(self._watches)):
+            try:
+                self._watches[path] = self._schedule(observer, path)
+            except Exception:  # removed since, or not readable: the rescan still reads it
+                log.warning("cannot watch %s; relying on the rescan for it", path, exc_info=True)
 
     def _stop_observer(self, observer: Observer | None = None) -> None:  # type: ignore[valid-type]
         if observer is None:

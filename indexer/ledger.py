@@ -20,18 +20,27 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from trek_audit.store.migrations import CHAIN_LOG_DIR
+from trek_audit.layout import LOCAL_SOURCE, SOURCE_NAME_PATTERN
 from trek_audit.store.schema import fill_full_text, newest_row_id
 from trek_audit.writer.chain import GENESIS
 from trek_audit.writer.line import SEQ_MAX
 
 from .chain import ChainFollower, ChainState, LastSeal
 
-__all__ = ["FileState", "Incident", "Ledger", "LedgerConflict", "Occupant", "Rejected", "Row"]
+__all__ = [
+    "FileState",
+    "Incident",
+    "Ledger",
+    "LedgerConflict",
+    "Occupant",
+    "Rejected",
+    "Row",
+    "SourceBook",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +94,8 @@ class Occupant(NamedTuple):
 
 _INSERT_ROW = (
     "INSERT OR IGNORE INTO audit_log "
-    "(event_id, seq, ts, action, user_id, username, email, resource, ip, details, chain) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "(event_id, seq, ts, action, user_id, username, email, resource, ip, details, chain, source) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{source}')"
 )
 _SELECT_ROW = (
     "SELECT id, event_id, seq, ts, action, user_id, username, email, resource, ip, details "
@@ -94,24 +103,35 @@ _SELECT_ROW = (
 )
 _SELECT_CHAIN = (
     "SELECT head, seq, seal_seq, seal_epoch, seal_key_id, seal_head, seal_sound "
-    "FROM chain_heads WHERE log_dir = ?"
+    "FROM chain_heads WHERE source = ?"
 )
 _SAVE_CHAIN = (
     "INSERT OR REPLACE INTO chain_heads "
-    "(log_dir, head, seq, seal_seq, seal_epoch, seal_key_id, seal_head, seal_sound) "
+    "(source, head, seq, seal_seq, seal_epoch, seal_key_id, seal_head, seal_sound) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_REJECTED = (
-    'INSERT INTO rejected_lines (file, file_key, "offset", length, reason, raw, detected) '
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    'INSERT INTO rejected_lines (file, file_key, "offset", length, reason, raw, detected, source) '
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_INCIDENT = (
+    "INSERT INTO incidents (kind, file, message, detected, source) VALUES (?, ?, ?, ?, ?)"
 )
 _UPSERT_FILE = (
-    'INSERT INTO log_files (key, path, inode, "offset", first_seq, last_seq, finished, '
-    "first_seen, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT(key) DO UPDATE SET path = excluded.path, inode = excluded.inode, "
+    'INSERT INTO log_files (source, key, path, inode, "offset", first_seq, last_seq, finished, '
+    "first_seen, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(source, key) DO UPDATE SET path = excluded.path, inode = excluded.inode, "
     '"offset" = excluded."offset", '
     "first_seq = excluded.first_seq, last_seq = excluded.last_seq, finished = excluded.finished, "
     "updated = excluded.updated"
+)
+_SAVE_SOURCE = (
+    "INSERT OR REPLACE INTO sources (name, indexed, last_seq, next_seq, rejected, incidents, "
+    "duplicates_dropped, last_indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_SOURCES = (
+    "SELECT name, indexed, last_seq, next_seq, rejected, incidents, duplicates_dropped, "
+    "last_indexed_at FROM sources"
 )
 
 
@@ -172,63 +192,151 @@ class _Finish(threading.Thread):
         )
 
 
+@dataclass
+class SourceBook:
+    """One source's counters, gaps and chain as the ledger keeps them between commits.
+
+    Each source has its own seq: its gaps, repeats and chain are its own; ``note_seq`` is
+    called once per row of the source's next batch, in its order.
+    """
+
+    name: str
+    chain: ChainFollower
+    indexed: int = 0
+    last_seq: int = 0
+    next_seq: int = 1
+    rejected: int = 0
+    incidents: int = 0
+    duplicates_dropped: int = 0
+    last_indexed_at: int = 0  # Unix milliseconds of its last commit that indexed a row
+    gap_list: list[list[Any]] = field(default_factory=list)  # [first, last, detected]
+    gap_starts: list[int] = field(default_factory=list)
+    gaps_dirty: bool = False
+    # Which of the seqs noted since the last commit (by their place) were seen before.
+    noted: int = 0
+    seen_before: set[int] = field(default_factory=set)
+    insert_row: str = ""  # the insert of audit rows, with this source's name
+
+    def __post_init__(self) -> None:
+        # The name goes into the statement as a literal (no per-row tuple to build for it):
+        # only a name of SOURCE_NAME_PATTERN, which needs no quoting, ever gets there.
+        if self.name != LOCAL_SOURCE and not SOURCE_NAME_PATTERN.fullmatch(self.name):
+            raise ValueError(f"not a source name: {self.name!r}")
+        self.insert_row = _INSERT_ROW.format(source=self.name)
+        self.gap_starts = [gap[0] for gap in self.gap_list]
+
+    @property
+    def gaps(self) -> list[tuple[int, int]]:
+        return [(first, last) for first, last, _ in self.gap_list]
+
+    def note_seq(self, seq: int) -> None:
+        """Account for an event's seq: advance the expected seq, open a gap, or fill one.
+
+        A seq below the expected one that fills no gap was seen before: ``commit`` checks
+        whether the event is the same one read again or another event with the same seq.
+        A late line (a shipper delivering older lines after newer ones) fills its gap.
+        """
+        if seq == self.next_seq:
+            self.next_seq = _after(seq)
+        elif seq > self.next_seq:
+            self._add_gap(self.next_seq, seq - 1)
+            self.next_seq = _after(seq)
+        elif not self._fill(seq):
+            self.seen_before.add(self.noted)
+        self.noted += 1
+        if seq > self.last_seq:
+            self.last_seq = seq
+
+    def _add_gap(self, first: int, last: int) -> None:
+        self.gap_list.append([first, last, now_iso()])  # always beyond every existing gap
+        self.gap_starts.append(first)
+        self.gaps_dirty = True
+
+    def _fill(self, seq: int) -> bool:
+        """Take ``seq`` out of the gap it is in (shrunk, split or gone); False when in none."""
+        index = bisect.bisect_right(self.gap_starts, seq) - 1
+        if index < 0:
+            return False
+        first, last, detected = self.gap_list[index]
+        if seq > last:
+            return False
+        pieces = [[a, b, detected] for a, b in ((first, seq - 1), (seq + 1, last)) if a <= b]
+        self.gap_list[index : index + 1] = pieces
+        self.gap_starts[index : index + 1] = [piece[0] for piece in pieces]
+        self.gaps_dirty = True
+        return True
+
+
 class Ledger:
     """Counters, gaps and file positions, in memory and in audit.db, kept equal by ``commit``.
 
-    The in-memory side moves on as soon as a batch is handed to its commit; ``settle``
-    waits for that commit, and on failure rolls back, reloads and raises. Everything that
-    uses the connection settles first.
+    The totals over every source (indexer_state) live here, each source's own state in its
+    ``SourceBook`` (``book``). The in-memory side moves on as soon as a batch is handed to
+    its commit; ``settle`` waits for that commit, and on failure rolls back, reloads and
+    raises. Everything that uses the connection settles first.
     """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.indexed = 0
-        self.last_seq = 0
-        self.next_seq = 1
         self.rejected = 0
         self.incidents = 0
+        self.duplicates_dropped = 0
         self.commits = 0  # every commit counts one: tells this ledger's view is still current
-        self._gaps: list[list[Any]] = []  # [first, last, detected], sorted by first
-        self._gap_starts: list[int] = []
-        self._gaps_dirty = False
+        self.books: dict[str, SourceBook] = {}
         self._finishing: _Finish | None = None
-        self.chain = ChainFollower(ChainState(None, 0))  # reload() reads it
-        # Which of the seqs noted since the last commit (by their place: note_seq is called
-        # once per row of the next batch, in its order) were seen before.
-        self._noted = 0
-        self._seen_before: set[int] = set()
         self.reload()
 
     # -- reading -------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Forget unsaved changes: read counters and gaps back from the database."""
+        """Forget unsaved changes: read counters, gaps and chains back from the database."""
         self.settle()
         counters = dict(self.conn.execute("SELECT name, value FROM indexer_state").fetchall())
         self.indexed = counters.get("indexed", 0)
-        self.last_seq = counters.get("last_seq", 0)
-        self.next_seq = counters.get("next_seq", 1)
         self.rejected = counters.get("rejected", 0)
         self.incidents = counters.get("incidents", 0)
+        self.duplicates_dropped = counters.get("duplicates_dropped", 0)
         self.commits = counters.get("commits", 0)
-        self._gaps = [
-            list(row)
-            for row in self.conn.execute(
-                "SELECT first_seq, last_seq, detected FROM gaps ORDER BY first_seq"
+        gaps: dict[str, list[list[Any]]] = {}
+        for source, *gap in self.conn.execute(
+            "SELECT source, first_seq, last_seq, detected FROM gaps ORDER BY source, first_seq"
+        ):
+            gaps.setdefault(source, []).append(gap)
+        self.books = {}
+        for name, *figures in self.conn.execute(_SELECT_SOURCES):
+            indexed, last_seq, next_seq, rejected, incidents, dropped, stamp = figures
+            self.books[name] = SourceBook(
+                name,
+                self._load_chain(name),
+                indexed,
+                last_seq,
+                next_seq,
+                rejected,
+                incidents,
+                dropped,
+                stamp,
+                gaps.pop(name, []),
             )
-        ]
-        self._gap_starts = [gap[0] for gap in self._gaps]
-        self._gaps_dirty = False
-        self._noted, self._seen_before = 0, set()
-        self.chain = self._load_chain()
+        for name, found in gaps.items():  # gaps of a source without counters: cannot be
+            self.books[name] = SourceBook(name, self._load_chain(name), gap_list=found)
 
-    def _load_chain(self) -> ChainFollower:
-        row = self.conn.execute(_SELECT_CHAIN, (CHAIN_LOG_DIR,)).fetchone()
+    def book(self, source: str) -> SourceBook:
+        """The state of ``source``; a source never indexed before starts empty."""
+        found = self.books.get(source)
+        if found is None:
+            found = self.books[source] = SourceBook(source, self._load_chain(source))
+        return found
+
+    def _load_chain(self, source: str) -> ChainFollower:
+        row = self.conn.execute(_SELECT_CHAIN, (source,)).fetchone()
         if row is None:
             # Nothing read yet, the chain starts with the first line the indexer reads (if its
             # seq is 1). Lines read before schema version 4 leave the head unknown. Saved
             # with the first batch, whatever it holds.
-            read = self.conn.execute('SELECT 1 FROM log_files WHERE "offset" > 0 LIMIT 1')
+            read = self.conn.execute(
+                'SELECT 1 FROM log_files WHERE source = ? AND "offset" > 0 LIMIT 1', (source,)
+            )
             return ChainFollower(ChainState(None if read.fetchone() else GENESIS, 0), changed=True)
         head, seq, seal_seq, seal_epoch, seal_key_id, seal_head, seal_sound = row
         seal = None
@@ -236,16 +344,12 @@ class Ledger:
             seal = LastSeal(seal_seq, seal_epoch, seal_key_id, seal_head, bool(seal_sound))
         return ChainFollower(ChainState(head, seq, seal))
 
-    @property
-    def gaps(self) -> list[tuple[int, int]]:
-        return [(first, last) for first, last, _ in self._gaps]
-
-    def file(self, key: str) -> FileState | None:
+    def file(self, source: str, key: str) -> FileState | None:
         self.settle()
         row = self.conn.execute(
             'SELECT key, path, inode, "offset", first_seq, last_seq, finished, first_seen '
-            "FROM log_files WHERE key = ?",
-            (key,),
+            "FROM log_files WHERE source = ? AND key = ?",
+            (source, key),
         ).fetchone()
         if row is None:
             return None
@@ -254,64 +358,28 @@ class Ledger:
             key, path, inode, offset, first_seq, last_seq, bool(finished), first_seen or "", True
         )
 
-    def occupant(self, path: str) -> Occupant | None:
-        """Return what was last seen at ``path``, or None."""
+    def occupant(self, source: str, path: str) -> Occupant | None:
+        """Return what was last seen at ``path`` of ``source``, or None."""
         self.settle()
         row = self.conn.execute(
-            "SELECT key, inode FROM log_paths WHERE path = ?", (path,)
+            "SELECT key, inode FROM log_paths WHERE source = ? AND path = ?", (source, path)
         ).fetchone()
         return None if row is None else Occupant(path, row[0], row[1])
 
-    def last_incident(self, file: str) -> str | None:
+    def last_incident(self, source: str, file: str) -> str | None:
         """The message of the newest incident about ``file``, None when there is none."""
         self.settle()
         row = self.conn.execute(
-            "SELECT message FROM incidents WHERE file = ? ORDER BY id DESC LIMIT 1", (file,)
+            "SELECT message FROM incidents WHERE source = ? AND file = ? ORDER BY id DESC LIMIT 1",
+            (source, file),
         ).fetchone()
         return None if row is None else str(row[0])
-
-    # -- sequence numbers ------------------------------------------------------------------
-
-    def note_seq(self, seq: int) -> None:
-        """Account for an event's seq: advance the expected seq, open a gap, or fill one.
-
-        A seq below the expected one that fills no gap was seen before: ``commit`` checks
-        whether the event is the same one read again or another event with the same seq.
-        """
-        if seq == self.next_seq:
-            self.next_seq = _after(seq)
-        elif seq > self.next_seq:
-            self._add_gap(self.next_seq, seq - 1)
-            self.next_seq = _after(seq)
-        elif not self._fill(seq):
-            self._seen_before.add(self._noted)
-        self._noted += 1
-        if seq > self.last_seq:
-            self.last_seq = seq
-
-    def _add_gap(self, first: int, last: int) -> None:
-        self._gaps.append([first, last, now_iso()])  # always beyond every existing gap
-        self._gap_starts.append(first)
-        self._gaps_dirty = True
-
-    def _fill(self, seq: int) -> bool:
-        """Take ``seq`` out of the gap it is in; False when it is in none."""
-        index = bisect.bisect_right(self._gap_starts, seq) - 1
-        if index < 0:
-            return False
-        first, last, detected = self._gaps[index]
-        if seq > last:
-            return False
-        pieces = [[a, b, detected] for a, b in ((first, seq - 1), (seq + 1, last)) if a <= b]
-        self._gaps[index : index + 1] = pieces
-        self._gap_starts[index : index + 1] = [piece[0] for piece in pieces]
-        self._gaps_dirty = True
-        return True
 
     # -- writing ---------------------------------------------------------------------------
 
     def commit(
         self,
+        source: str,
         *,
         rows: Sequence[Row] = (),
         rejected: Sequence[Rejected] = (),
@@ -319,7 +387,7 @@ class Ledger:
         incidents: Sequence[Incident] = (),
         occupant: Occupant | None = None,
     ) -> int:
-        """Write one batch and everything it changes in one transaction; return rows inserted.
+        """Write one batch of ``source`` and all it changes in one transaction; rows inserted.
 
         The transaction is finished (full-text entries, commit) in the background: call
         ``settle`` to know it committed. On any error the transaction rolls back and the
@@ -329,8 +397,10 @@ class Ledger:
         """
         self.settle()
         conn = self.conn
+        book = self.book(source)
         stamp = now_iso()
         newest: int | None = None
+        dropped = 0
         try:
             conn.execute("BEGIN IMMEDIATE")
             found = conn.execute(
@@ -344,28 +414,29 @@ class Ledger:
             inserted = 0
             if rows:
                 newest = newest_row_id(conn)
-                inserted = max(conn.executemany(_INSERT_ROW, rows).rowcount, 0)
-                if inserted < len(rows) or self._seen_before:
+                inserted = max(conn.executemany(book.insert_row, rows).rowcount, 0)
+                if inserted < len(rows) or book.seen_before:
                     where = file.path if file is not None else "?"
-                    incidents = [*incidents, *self._duplicates(rows, newest, inserted, where)]
+                    found_incidents, dropped = self._duplicates(book, rows, newest, inserted, where)
+                    incidents = [*incidents, *found_incidents]
             if rejected:
-                conn.executemany(_INSERT_REJECTED, [(*item, stamp) for item in rejected])
+                conn.executemany(_INSERT_REJECTED, [(*item, stamp, source) for item in rejected])
             if incidents:
+                conn.executemany(_INSERT_INCIDENT, [(*item, stamp, source) for item in incidents])
+            if book.chain.changed:
+                conn.execute(_SAVE_CHAIN, self._chain_row(book))
+            if book.gaps_dirty:
+                # Bookkeeping, not audit rows: rewritten whole.
+                conn.execute("DELETE FROM gaps WHERE source = ?", (source,))
                 conn.executemany(
-                    "INSERT INTO incidents (kind, file, message, detected) VALUES (?, ?, ?, ?)",
-                    [(*item, stamp) for item in incidents],
-                )
-            if self.chain.changed:
-                conn.execute(_SAVE_CHAIN, self._chain_row())
-            if self._gaps_dirty:
-                conn.execute("DELETE FROM gaps")  # bookkeeping, not audit rows: rewritten whole
-                conn.executemany(
-                    "INSERT INTO gaps (first_seq, last_seq, detected) VALUES (?, ?, ?)", self._gaps
+                    "INSERT INTO gaps (source, first_seq, last_seq, detected) VALUES (?, ?, ?, ?)",
+                    [(source, *gap) for gap in book.gap_list],
                 )
             if file is not None:
                 conn.execute(
                     _UPSERT_FILE,
                     (
+                        source,
                         file.key,
                         file.path,
                         file.inode,
@@ -379,19 +450,37 @@ class Ledger:
                 )
             if occupant is not None:
                 conn.execute(
-                    "INSERT OR REPLACE INTO log_paths (path, key, inode, seen) VALUES (?, ?, ?, ?)",
-                    (*occupant, stamp),
+                    "INSERT OR REPLACE INTO log_paths (source, path, key, inode, seen) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (source, *occupant, stamp),
                 )
+            now_ms = int(time.time() * 1000)
+            last_indexed_at = now_ms if inserted else book.last_indexed_at
+            conn.execute(
+                _SAVE_SOURCE,
+                (
+                    source,
+                    book.indexed + inserted,
+                    book.last_seq,
+                    book.next_seq,
+                    book.rejected + len(rejected),
+                    book.incidents + len(incidents),
+                    book.duplicates_dropped + dropped,
+                    last_indexed_at,
+                ),
+            )
             counters = [
                 ("indexed", self.indexed + inserted),
-                ("last_seq", self.last_seq),
-                ("next_seq", self.next_seq),
                 ("rejected", self.rejected + len(rejected)),
                 ("incidents", self.incidents + len(incidents)),
+                ("duplicates_dropped", self.duplicates_dropped + dropped),
                 ("commits", self.commits + 1),
             ]
+            if source == LOCAL_SOURCE:
+                # The status's last_seq and next_seq have always been the log directory's.
+                counters += [("last_seq", book.last_seq), ("next_seq", book.next_seq)]
             if inserted:
-                counters.append(("last_indexed_at", int(time.time() * 1000)))
+                counters.append(("last_indexed_at", now_ms))
             conn.executemany(
                 "INSERT OR REPLACE INTO indexer_state (name, value) VALUES (?, ?)", counters
             )
@@ -403,38 +492,48 @@ class Ledger:
             self.reload()
             raise
         self._finishing = finishing
-        self._noted, self._seen_before = 0, set()
+        book.noted, book.seen_before = 0, set()
         self.commits += 1
         self.indexed += inserted
         self.rejected += len(rejected)
         self.incidents += len(incidents)
-        self._gaps_dirty = False
-        self.chain.changed = False
+        self.duplicates_dropped += dropped
+        book.indexed += inserted
+        book.rejected += len(rejected)
+        book.incidents += len(incidents)
+        book.duplicates_dropped += dropped
+        book.last_indexed_at = last_indexed_at
+        book.gaps_dirty = False
+        book.chain.changed = False
         if file is not None:
             file.stored = True
             if not file.first_seen:
                 file.first_seen = stamp
         return inserted
 
-    def _chain_row(self) -> tuple[object, ...]:
-        state = self.chain.state
+    @staticmethod
+    def _chain_row(book: SourceBook) -> tuple[object, ...]:
+        state = book.chain.state
         seal = (None, None, None, None, None) if state.seal is None else state.seal
-        return (CHAIN_LOG_DIR, state.head, state.seq, *seal)
+        return (book.name, state.head, state.seq, *seal)
 
     def _duplicates(
-        self, rows: Sequence[Row], newest: int, inserted: int, where: str
-    ) -> list[Incident]:
-        """Incidents for the batch's rows that the table did not take as new events.
+        self, book: SourceBook, rows: Sequence[Row], newest: int, inserted: int, where: str
+    ) -> tuple[list[Incident], int]:
+        """Incidents for the batch's rows the table did not take as new events; and how many
+        of them were the same event read again (dropped, counted, no incident).
 
         A row whose id the table already holds for a different event is not indexed: said
         here, never dropped silently. The same event read again (every field equal, as when
-        a file is read again after a truncation) is no incident. A new event with a seq
-        already seen is indexed, and said too: two events share the seq.
+        a file is read again after a truncation, or a shipper re-reads a renamed file) is
+        no incident. A new event with a seq already seen is indexed, and said too: two
+        events share the seq.
         """
         incidents: list[Incident] = []
+        dropped = 0
         first_of_id: set[str] = set()
         for place, row in enumerate(rows):
-            seen_before = place in self._seen_before
+            seen_before = place in book.seen_before
             if inserted == len(rows) and not seen_before:
                 continue  # the common case: a new event with a new seq
             found = self.conn.execute(_SELECT_ROW, (row.event_id,)).fetchone()
@@ -446,7 +545,9 @@ class Ledger:
             if not taken:
                 # The chain is the indexer's reading, not the event: the same line read again
                 # where the head was unknown is the same event.
-                if held != row._replace(chain=None):
+                if held == row._replace(chain=None):
+                    dropped += 1
+                else:
                     incidents.append(
                         Incident(
                             "duplicate_id",
@@ -466,8 +567,10 @@ class Ledger:
                     )
                 )
         for incident in incidents:
-            log.warning("%s: %s", incident.kind, incident.message)
-        return incidents
+            log.warning("%s (source %s): %s", incident.kind, book.name, incident.message)
+        if dropped:
+            log.debug("source %s: %d identical line(s) read again, dropped", book.name, dropped)
+        return incidents, dropped
 
     def settle(self) -> None:
         """Wait until the last batch is committed; if it failed, roll back, reload and raise.

@@ -23,12 +23,13 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from trek_audit.layout import LOG_FILE_NAME, LogDir
+from trek_audit.layout import LOCAL_SOURCE, LOG_FILE_NAME, LogDir
 from trek_audit.store.log_files import file_key
 from trek_audit.writer.line import MAX_DETAILS_DEPTH, Event, LineError, check_details, decode
 
 from .chain import CHAIN_BREAK
 from .ledger import FileState, Incident, Ledger, LedgerConflict, Occupant, Rejected, Row
+from .retention import Retention, keep_bounded
 from .segments import LineReader, highest_slot
 
 __all__ = ["ScanReport", "Scanner", "event_row"]
@@ -40,15 +41,31 @@ _INT64_MAX = 2**63 - 1
 
 @dataclass
 class ScanReport:
-    """What one pass did."""
+    """What one pass did (over one source, or the sum over every source)."""
 
     files: int = 0
     rows: int = 0
     rejected: int = 0
     bytes: int = 0
     incidents: int = 0
-    gaps: list[tuple[int, int]] = field(default_factory=list)
-    last_seq: int = 0
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # of "local" in a sum
+    last_seq: int = 0  # of "local" in a sum
+    duplicates_dropped: int = 0  # identical lines read again
+    source: str = LOCAL_SOURCE
+    # In the sum over every source: each source's own report, by name.
+    sources: dict[str, ScanReport] = field(default_factory=dict)
+
+    def add(self, other: ScanReport) -> None:
+        """Count ``other`` (one source's pass) into this sum."""
+        self.files += other.files
+        self.rows += other.rows
+        self.rejected += other.rejected
+        self.bytes += other.bytes
+        self.incidents += other.incidents
+        self.duplicates_dropped += other.duplicates_dropped
+        self.sources[other.source] = other
+        if other.source == LOCAL_SOURCE:
+            self.gaps, self.last_seq = other.gaps, other.last_seq
 
 
 @dataclass
@@ -149,20 +166,23 @@ def _still_at(seg: _Segment) -> bool:
 
 
 class Scanner:
-    """Reads the log directory into the ledger; ``scan`` is one pass."""
+    """Reads one source's log directory into the ledger; ``scan`` is one pass."""
 
     def __init__(
         self,
         ledger: Ledger,
         log_dir: Path,
         *,
+        source: str = LOCAL_SOURCE,
         max_line: int,
         batch_size: int = 10_000,
         fragment_grace: float = 2.0,
         stop: threading.Event | None = None,
         on_progress: Callable[[int], None] | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.ledger = ledger
+        self.source = source
         self.log_dir = Path(log_dir)
         self.logs = LogDir(self.log_dir)
         self.max_line = max_line
@@ -170,6 +190,8 @@ class Scanner:
         self.fragment_grace = fragment_grace
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
+        # For a shipped source: rotate and trim its files once indexed (see retention).
+        self.retention = retention
         # Log paths holding something other than a regular file, with what, found by the
         # pass's probe.
         self._strangers: dict[str, str] = {}
@@ -188,7 +210,7 @@ class Scanner:
         return self._scan()
 
     def _scan(self) -> ScanReport:
-        report = ScanReport()
+        report = ScanReport(source=self.source)
         self._strangers = {}
         segments = self._open_segments()
         try:
@@ -202,9 +224,16 @@ class Scanner:
                 seg.file.close()
             # A pass returns only once its last batch is committed, even when it failed.
             self.ledger.settle()
-        report.gaps = self.ledger.gaps
-        report.last_seq = self.ledger.last_seq
+        book = self.ledger.book(self.source)
+        report.gaps = book.gaps
+        report.last_seq = book.last_seq
+        if self.retention is not None and not self.stop.is_set():
+            keep_bounded(self.logs, self._indexed_to, self.retention)
         return report
+
+    def _indexed_to(self, key: str) -> int | None:
+        state = self.ledger.file(self.source, key)
+        return None if state is None else state.offset
 
     def _report_strangers(self, report: ScanReport) -> None:
         """Record an incident for each log path found holding a link or a non-file.
@@ -214,7 +243,7 @@ class Scanner:
         incidents = []
         for name, what in sorted(self._strangers.items()):
             message = f"{name} is {what}, not a log file: skipped, never followed or read"
-            if self.ledger.last_incident(name) != message:
+            if self.ledger.last_incident(self.source, name) != message:
                 incidents.append(Incident("not_a_file", name, message))
         if incidents:
             self._commit(report, incidents=incidents)
@@ -287,7 +316,7 @@ class Scanner:
         was read to its end and the file that continues its seq is kept: a rotation while
         stopped, even one whose new trek.log sits on the freed inode of a file rotated out.
         """
-        previous = self.ledger.occupant(LOG_FILE_NAME)
+        previous = self.ledger.occupant(self.source, LOG_FILE_NAME)
         if previous is None or previous == Occupant(LOG_FILE_NAME, seg.key, seg.inode):
             return []
         old_key, old_inode = previous.key, previous.inode
@@ -295,7 +324,7 @@ class Scanner:
             return []
         if any(other.key == old_key for other in segments):
             return []  # kept under another name: rotated, or copied before a truncation
-        old = self.ledger.file(old_key)
+        old = self.ledger.file(self.source, old_key)
         if old is not None and old.path != LOG_FILE_NAME and old.inode == old_inode:
             return []  # it was seen renamed: a rotation, whatever became of it since
         if old is not None and old.last_seq is not None:
@@ -327,18 +356,19 @@ class Scanner:
 
     def _index(self, seg: _Segment, segments: list[_Segment], report: ScanReport) -> None:
         ledger = self.ledger
+        book = ledger.book(self.source)
         name = seg.path.name
         incidents: list[Incident] = []
         occupant: Occupant | None = None
         here = Occupant(name, seg.key, seg.inode)
-        if name == LOG_FILE_NAME and ledger.occupant(name) != here:
+        if name == LOG_FILE_NAME and ledger.occupant(self.source, name) != here:
             incidents = self._check_replaced(seg, segments)
             occupant = here
         if seg.key is None:
             if incidents or occupant:
                 self._commit(report, incidents=incidents, occupant=occupant)
             return
-        state = ledger.file(seg.key) or FileState(seg.key, name, seg.inode)
+        state = ledger.file(self.source, seg.key) or FileState(seg.key, name, seg.inode)
         if state.stored and seg.size < state.offset:
             incidents.append(
                 Incident(
@@ -368,7 +398,7 @@ class Scanner:
                 try:
                     event = decode(line.data)
                     # Every event line is a link of the chain, even one SQLite cannot hold.
-                    chain = ledger.chain.link(line.data, event, name)
+                    chain = book.chain.link(line.data, event, name)
                     row = event_row(event, chain)
                     check_integers(line.data, event)
                 except LineError as error:
@@ -377,7 +407,7 @@ class Scanner:
                     )
                 else:
                     rows.append(row)
-                    ledger.note_seq(row.seq)
+                    book.note_seq(row.seq)
                     if state.first_seq is None:
                         state.first_seq = row.seq
                     state.last_seq = row.seq
@@ -423,24 +453,33 @@ class Scanner:
     ) -> None:
         rows, rejected, incidents = rows or [], rejected or [], incidents or []
         # A seal's break goes into the batch that holds the seal line (and its new head).
-        breaks = self.ledger.chain.take_breaks()
+        book = self.ledger.book(self.source)
+        breaks = book.chain.take_breaks()
         if breaks:
             incidents = [*incidents, *(Incident(CHAIN_BREAK, b.file, b.message) for b in breaks)]
+        dropped = book.duplicates_dropped
         inserted = self.ledger.commit(
-            rows=rows, rejected=rejected, file=state, incidents=incidents, occupant=occupant
+            self.source,
+            rows=rows,
+            rejected=rejected,
+            file=state,
+            incidents=incidents,
+            occupant=occupant,
         )
         report.rows += inserted
+        report.duplicates_dropped += book.duplicates_dropped - dropped
         report.rejected += len(rejected)
         report.incidents += len(incidents)
         report.bytes += advanced
         for incident in incidents:
-            log.warning("%s: %s", incident.kind, incident.message)
+            log.warning("%s (source %s): %s", incident.kind, self.source, incident.message)
         if rejected:
             first = rejected[0]
             log.warning(
-                "rejected %d line(s) of %s, the first at offset %d: %s",
+                "rejected %d line(s) of %s (source %s), the first at offset %d: %s",
                 len(rejected),
                 first.file,
+                self.source,
                 first.offset,
                 first.reason,
             )

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, NamedTuple, TypedDict
 
+from trek_audit.layout import LOCAL_SOURCE
 from trek_audit.settings import Settings
 
 from .indexer_lock import is_locked
@@ -42,6 +43,7 @@ Verdict = Literal["ok", "degraded", "failing"]
 EXIT_CODES: Mapping[Verdict, int] = {"ok": 0, "degraded": 1, "failing": 2}
 # A restart takes serve 1 s to 30 s of backoff; a minute down is more than a restart.
 DOWN_FAILING_AFTER = timedelta(minutes=1)
+_INCIDENT_KINDS = "truncated, replaced or lost log files, or lines that do not match their seal"
 
 
 class Health(TypedDict):
@@ -179,24 +181,65 @@ def judge(
             )
             (failing if down >= DOWN_FAILING_AFTER else degraded).append(sentence)
     if status is not None:
-        if status["lag_bytes"] > lag_warn_bytes:
-            degraded.append(
-                f"{status['lag_bytes']:,} bytes of log are not indexed yet "
-                f"(more than TREK_LAG_WARN_BYTES, {lag_warn_bytes:,})"
-            )
+        degraded.extend(_status_findings(status, lag_warn_bytes))
+    verdict: Verdict = "failing" if failing else "degraded" if degraded else "ok"
+    return verdict, (*failing, *degraded)
+
+
+def _status_findings(status: Status, lag_warn_bytes: int) -> list[str]:
+    """The degraded findings of the indexer's counters: lag, gaps, rejected lines, incidents.
+
+    With sources other than the local log, gaps, rejected lines and incidents are told per
+    source, which names the host to look at; the lag is judged on the total, as before.
+    """
+    findings: list[str] = []
+    sources = status.get("sources") or []
+    named = any(source["name"] != LOCAL_SOURCE for source in sources)
+    if status["lag_bytes"] > lag_warn_bytes:
+        behind = ", ".join(
+            f"source {source['name']}: {source['lag_bytes']:,}"
+            for source in sorted(sources, key=lambda source: -source["lag_bytes"])
+            if source["lag_bytes"] > 0
+        )
+        findings.append(
+            f"{status['lag_bytes']:,} bytes of log are not indexed yet "
+            f"(more than TREK_LAG_WARN_BYTES, {lag_warn_bytes:,})"
+            + (f"; {behind}" if named and behind else "")
+        )
+    if not named:
         if status["missing"]:
-            degraded.append(
+            findings.append(
                 f"{status['missing']:,} event(s) missing in {len(status['gaps'])} gap(s)"
             )
         if status["rejected"]:
-            degraded.append(f"{status['rejected']:,} log line(s) rejected as malformed")
+            findings.append(f"{status['rejected']:,} log line(s) rejected as malformed")
         if status["incidents"]:
-            degraded.append(
-                f"{status['incidents']:,} incident(s): truncated, replaced or lost log files, "
-                "or lines that do not match their seal"
+            findings.append(f"{status['incidents']:,} incident(s): {_INCIDENT_KINDS}")
+        return findings
+    for source in sources:
+        name = source["name"]
+        if source["missing"]:
+            findings.append(
+                f"source {name}: {_count(source['missing'], 'event')} missing "
+                f"in {_count(len(source['gaps']), 'gap')}"
             )
-    verdict: Verdict = "failing" if failing else "degraded" if degraded else "ok"
-    return verdict, (*failing, *degraded)
+    for source in sources:
+        if source["rejected"]:
+            findings.append(
+                f"source {source['name']}: {_count(source['rejected'], 'log line')} "
+                "rejected as malformed"
+            )
+    for source in sources:
+        if source["incidents"]:
+            findings.append(
+                f"source {source['name']}: {_count(source['incidents'], 'incident')}: "
+                f"{_INCIDENT_KINDS}"
+            )
+    return findings
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def _down_for(since: datetime | None, now: datetime) -> timedelta:

@@ -3,7 +3,8 @@
 audit.db is opened read-only and read in one read transaction, before the log files: the files
 only grow meanwhile, so a row past a file's end means the file was cut, not written since.
 Rows are read a window at a time as the lines come; ``log_files`` tells how far the indexer
-read each file.
+read each file. Only the rows of the source "local" are read: the lines verify walks are those
+of ``logs/``; other sources' rows came from other hosts' files.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
+
+from trek_audit.layout import LOCAL_SOURCE
 
 from .schema import connect
 from .verify_outcome import VerifyError
@@ -53,23 +56,32 @@ class RowComparison(NamedTuple):
 class IndexedRows:
     """audit.db read-only: its rows in id order beside the lines, and what log_files knows."""
 
-    def __init__(self, conn: sqlite3.Connection, start: int, has_chain: bool) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, start: int, has_chain: bool, has_source: bool = False
+    ) -> None:
         self.conn = conn
         chain = ", chain" if has_chain else ", NULL"
+        # Since schema version 5 rows and files say their source; before, all were local.
+        local = f" AND source = '{LOCAL_SOURCE}'" if has_source else ""
         conn.execute("BEGIN")  # one snapshot for everything read below
         self._cursor = conn.execute(
-            f"SELECT {_COLUMNS}{chain} FROM audit_log WHERE id >= ? ORDER BY id",  # noqa: S608
+            f"SELECT {_COLUMNS}{chain} FROM audit_log "  # noqa: S608 - fixed names
+            f"WHERE id >= ?{local} ORDER BY id",
             (start,),
         )
         self.has_chain = has_chain
         self.rows_before_start = start > 1 and bool(
-            conn.execute("SELECT 1 FROM audit_log WHERE id < ? LIMIT 1", (start,)).fetchone()
+            conn.execute(
+                f"SELECT 1 FROM audit_log WHERE id < ?{local} LIMIT 1",  # noqa: S608
+                (start,),
+            ).fetchone()
         )
+        files_where = local.replace(" AND", " WHERE")
         # By file key (see log_files): how far the indexer read it, and the last seq it saw.
         self.files: dict[str, tuple[int, int | None]] = {
             key: (offset, last_seq)
             for key, offset, last_seq in conn.execute(
-                'SELECT key, "offset", last_seq FROM log_files'
+                f'SELECT key, "offset", last_seq FROM log_files{files_where}'  # noqa: S608
             )
         }
         self.by_seq: dict[int, _Row] = {}
@@ -104,7 +116,7 @@ class IndexedRows:
                 if found:
                     start = found[0]
                     break
-            return cls(conn, start, "chain" in columns)
+            return cls(conn, start, "chain" in columns, "source" in columns)
         except sqlite3.Error as error:
             conn.close()
             raise VerifyError(f"cannot read {path}: {error}") from None

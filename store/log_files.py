@@ -12,6 +12,9 @@ A file is known by its *key*, computed from its first complete line:
 
 A file whose first line is not complete yet has no key. The indexer stores positions by
 key; whoever reads them back (the status) must compute keys the same way, hence one place.
+
+Which sources there are is audit.db's contract too (``list_sources``): ``<data>/logs`` is the
+source "local", each directory ``<data>/sources/<name>/`` another.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
+from typing import NamedTuple
 
-from trek_audit.layout import LOG_FILE_NAME
+from trek_audit.layout import LOCAL_SOURCE, LOG_FILE_NAME, SOURCE_NAME_PATTERN, DataDir
 
-__all__ = ["RAW_KEEP", "file_key", "list_log_files"]
+__all__ = ["RAW_KEEP", "Source", "SourceListing", "file_key", "list_log_files", "list_sources"]
 
 # The most bytes of a bad line kept in rejected_lines.raw (its true length is kept too).
 RAW_KEEP = 64 * 1024
@@ -49,6 +54,59 @@ def list_log_files(log_dir: Path) -> list[Path]:
     paths = [log_dir / LOG_FILE_NAME] if current else []
     paths.extend(log_dir / name for _, name in rotated)
     return paths
+
+
+class Source(NamedTuple):
+    """A source of log lines: its name and its log directory (trek.log, trek.log.N)."""
+
+    name: str
+    log_dir: Path
+
+
+class SourceListing(NamedTuple):
+    """The sources found, "local" first then by name, and the entries of sources/ skipped."""
+
+    sources: list[Source]
+    skipped: list[str]  # "<path>: why", for a warning
+
+
+def list_sources(data: DataDir) -> SourceListing:
+    """Return "local" and every directory of ``<data>/sources/`` that is a source.
+
+    Skipped, and said why: entries whose name is not a source name (dot-directories
+    among them), "local" itself, symbolic links (to a directory or not: never followed)
+    and anything that is not a directory. A ``sources`` that is itself a link is skipped
+    whole.
+    """
+    found = [Source(LOCAL_SOURCE, data.log_dir)]
+    skipped: list[str] = []
+    root = data.sources_dir
+    try:
+        st = os.lstat(root)
+    except FileNotFoundError:
+        return SourceListing(found, skipped)
+    if not stat.S_ISDIR(st.st_mode):
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        return SourceListing(found, [f"{root}: {what}, never followed"])
+    others: list[Source] = []
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return SourceListing(found, skipped)
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_symlink():
+            skipped.append(f"{path}: a symbolic link, never followed")
+        elif not entry.is_dir(follow_symlinks=False):
+            skipped.append(f"{path}: not a directory")
+        elif entry.name == LOCAL_SOURCE:
+            skipped.append(f"{path}: the name of {data.log_dir} (the source {LOCAL_SOURCE!r})")
+        elif not SOURCE_NAME_PATTERN.fullmatch(entry.name):
+            skipped.append(f"{path}: not a source name (letters, digits, '.', '_', '-')")
+        else:
+            others.append(Source(entry.name, path))
+    others.sort()
+    return SourceListing(found + others, sorted(skipped))
 
 
 def file_key(fd: int, inode: int) -> str | None:

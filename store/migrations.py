@@ -3,19 +3,20 @@
 Each step runs inside one transaction (see ``schema.migrate``). Audit rows are permanent:
 no step drops or rewrites them, nor their full-text entries. A step may drop what is derived
 from them and no longer read (version 3: the full-text triggers and three indexes), and add
-what is derived from them (version 4: each row's chain head, NULL for the rows before it).
+what is derived from them (version 4: each row's chain head, NULL for the rows before it),
+and say where they came from (version 5: each row's source, "local" for the rows before it).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import sqlite_utils
 
-__all__ = ["CHAIN_LOG_DIR", "MIGRATIONS"]
+from trek_audit.layout import LOCAL_SOURCE
 
-# The key of the one log directory's row in chain_heads: the indexer reads <data>/logs.
-CHAIN_LOG_DIR = "logs"
+__all__ = ["MIGRATIONS"]
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -174,5 +175,89 @@ def _v4(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    # Many sources (<data>/logs is "local", each <data>/sources/<name>/ another), each with
+    # its own seq: a row says which it came from. ADD COLUMN with a constant default changes
+    # only the table's definition: millions of rows are migrated in a moment, all "local".
+    conn = db.conn
+    local = f"'{LOCAL_SOURCE}'"
+    conn.execute(
+        f"ALTER TABLE audit_log ADD COLUMN source TEXT NOT NULL DEFAULT {local}"  # noqa: S608
+    )
+    # The panel's source filter: a range scan in id order, like every other filter.
+    conn.execute("CREATE INDEX audit_log_source_id ON audit_log (source, id)")
+    # Positions, what was at each path, and gaps are per source, so the source is part of
+    # their key: these small bookkeeping tables are rebuilt (never audit rows).
+    _rekey(
+        conn,
+        "log_files",
+        '"key" TEXT NOT NULL, path TEXT, inode INTEGER, "offset" INTEGER NOT NULL DEFAULT 0, '
+        "first_seq INTEGER, last_seq INTEGER, finished INTEGER DEFAULT 0, first_seen TEXT, "
+        'updated TEXT, PRIMARY KEY (source, "key")',
+        '"key", path, inode, "offset", first_seq, last_seq, finished, first_seen, updated',
+    )
+    _rekey(
+        conn,
+        "log_paths",
+        "path TEXT NOT NULL, key TEXT, inode INTEGER, seen TEXT, PRIMARY KEY (source, path)",
+        "path, key, inode, seen",
+    )
+    _rekey(
+        conn,
+        "gaps",
+        "first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, detected TEXT, "
+        "PRIMARY KEY (source, first_seq)",
+        "first_seq, last_seq, detected",
+    )
+    for table in ("incidents", "rejected_lines"):
+        conn.execute(
+            f"ALTER TABLE {table} ADD COLUMN source TEXT NOT NULL DEFAULT {local}"  # noqa: S608
+        )
+    # One chain per source; the one log directory's row was keyed "logs".
+    conn.execute("ALTER TABLE chain_heads RENAME COLUMN log_dir TO source")
+    conn.execute("UPDATE chain_heads SET source = ? WHERE source = 'logs'", (LOCAL_SOURCE,))
+    # Each source's counters, kept in the same transaction as its rows like indexer_state's
+    # totals (which stay: the sum over the sources, and last_seq/next_seq of "local").
+    conn.execute(
+        "CREATE TABLE sources (name TEXT PRIMARY KEY, indexed INTEGER NOT NULL DEFAULT 0, "
+        "last_seq INTEGER NOT NULL DEFAULT 0, next_seq INTEGER NOT NULL DEFAULT 1, "
+        "rejected INTEGER NOT NULL DEFAULT 0, incidents INTEGER NOT NULL DEFAULT 0, "
+        "duplicates_dropped INTEGER NOT NULL DEFAULT 0, "
+        "last_indexed_at INTEGER NOT NULL DEFAULT 0)"
+    )
+    counters = dict(conn.execute("SELECT name, value FROM indexer_state").fetchall())
+    conn.execute(
+        "INSERT INTO sources (name, indexed, last_seq, next_seq, rejected, incidents, "
+        "last_indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            LOCAL_SOURCE,
+            counters.get("indexed", 0),
+            counters.get("last_seq", 0),
+            counters.get("next_seq", 1),
+            counters.get("rejected", 0),
+            counters.get("incidents", 0),
+            counters.get("last_indexed_at", 0),
+        ),
+    )
+    # Identical lines read again (a shipper re-reading a renamed file), dropped and counted.
+    conn.execute(
+        "INSERT OR IGNORE INTO indexer_state (name, value) VALUES ('duplicates_dropped', 0)"
+    )
+
+
+def _rekey(conn: sqlite3.Connection, table: str, columns: str, kept: str) -> None:
+    """Rebuild ``table`` with a leading ``source`` column, its rows all of "local"."""
+    conn.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_v4"')
+    conn.execute(
+        f"CREATE TABLE \"{table}\" (source TEXT NOT NULL DEFAULT '{LOCAL_SOURCE}', {columns})"
+    )
+    conn.execute(
+        f'INSERT INTO "{table}" (source, {kept}) '  # noqa: S608 - fixed names
+        f'SELECT ?, {kept} FROM "{table}_v4"',
+        (LOCAL_SOURCE,),
+    )
+    conn.execute(f'DROP TABLE "{table}_v4"')
+
+
 # Step N (0-based) takes a database from version N to N + 1.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]

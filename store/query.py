@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .caches import CachedCount, CachedHistogram, CountCache, HistogramCache
 from .calendar import UNIT_WIDTH, bucket_labels, coarsen, label_time, parse_ts, unit_for
-from .schema import connect, schema_version
+from .schema import SCHEMA_VERSION, connect, schema_version
 from .sql import (
     Branch,
     Statement,
@@ -46,21 +46,22 @@ class AuditQuery:
     def open(cls, path: str | Path) -> AuditQuery:
         """Open audit.db read-only; FileNotFoundError when the indexer has not created it yet.
 
-        A file without the tables yet (empty, or the first migration not committed) counts
-        as not created: every query would fail on it. A file that is not a database at all
-        raises sqlite3.DatabaseError.
+        A file without the tables yet (empty, or the first migration not committed), or at
+        an older schema the indexer has not migrated yet, counts as not created: the queries
+        would fail on it. A file that is not a database at all raises sqlite3.DatabaseError.
         """
         if not Path(path).exists():
             raise FileNotFoundError(f"no audit database at {path}: start the indexer first")
         conn = connect(path, readonly=True)
         try:
-            created = schema_version(conn) >= 1
+            version = schema_version(conn)
         except BaseException:
             conn.close()
             raise
-        if not created:
+        if version < SCHEMA_VERSION:
             conn.close()
-            raise FileNotFoundError(f"the audit database at {path} is being created by the indexer")
+            what = "created" if version == 0 else f"migrated from schema version {version}"
+            raise FileNotFoundError(f"the audit database at {path} is being {what} by the indexer")
         return cls(conn)
 
     def close(self) -> None:
@@ -132,6 +133,19 @@ class AuditQuery:
                 FROM seen WHERE seen.action IS NOT NULL
             )
             SELECT action FROM seen WHERE action IS NOT NULL
+        """
+        return [row[0] for row in self.conn.execute(sql)]
+
+    def sources_seen(self) -> list[str]:
+        """Distinct sources of the rows, sorted, by hopping through the (source, id) index."""
+        sql = """
+            WITH RECURSIVE seen(source) AS (
+                SELECT min(source) FROM audit_log
+                UNION ALL
+                SELECT (SELECT min(source) FROM audit_log WHERE source > seen.source)
+                FROM seen WHERE seen.source IS NOT NULL
+            )
+            SELECT source FROM seen WHERE source IS NOT NULL
         """
         return [row[0] for row in self.conn.execute(sql)]
 

@@ -49,6 +49,7 @@ ENTRY_COLUMNS = (
     "resource",
     "ip",
     "details",
+    "source",
 )
 _INT64_MAX = 2**63 - 1
 
@@ -160,12 +161,14 @@ def branches(
         bound = until_bound(flt.until) if until_bound is not None and base.match is None else None
         if bound is not None:
             base = base.copy_with("a.id <= ?", bound)
-    if flt.user is None:
-        return [base]
-    found = [_by_name(base, flt.user)]
-    text = flt.user.strip()
-    if re.fullmatch(r"-?\d{1,19}", text) and abs(int(text)) <= _INT64_MAX:
-        found.append(base.copy_with("a.user_id = ?", int(text)))
+    found = [base]
+    if flt.user is not None:
+        found = [_by_name(base, flt.user)]
+        text = flt.user.strip()
+        if re.fullmatch(r"-?\d{1,19}", text) and abs(int(text)) <= _INT64_MAX:
+            found.append(base.copy_with("a.user_id = ?", int(text)))
+    if flt.source:
+        found = [branch.copy_with("a.source = ?", name) for branch in found for name in flt.source]
     return found
 
 

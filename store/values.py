@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from trek_audit.layout import LOCAL_SOURCE
+
 __all__ = ["Entry", "Filter", "Histogram"]
 
 
@@ -15,6 +17,7 @@ class Filter:
     ``since`` and ``until`` are timestamps in the stored form (``2026-11-26T13:22:49.123456Z``);
     ``since`` is inclusive, ``until`` exclusive. ``q`` is free text for the full-text index:
     its words are quoted, so it is never FTS syntax (a trailing ``*`` keeps a prefix search).
+    ``source`` is the sources a row may come from (any of them), sorted; empty is every source.
     """
 
     action: str | None = None
@@ -23,13 +26,20 @@ class Filter:
     q: str | None = None
     since: str | None = None
     until: str | None = None
+    source: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
         return not any(asdict(self).values())
 
     def as_dict(self) -> dict[str, str]:
-        """The fields that are set, for URLs and for the details of ``audit.export``."""
-        return {key: value for key, value in asdict(self).items() if value}
+        """The fields that are set, for URLs and for the details of ``audit.export``.
+
+        Several sources are one value, comma-separated: a source name has no comma in it.
+        """
+        fields = {key: value for key, value in asdict(self).items() if value}
+        if self.source:
+            fields["source"] = ",".join(self.source)
+        return fields
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class Entry:
     resource: str | None
     ip: str | None
     details: str | None
+    source: str = LOCAL_SOURCE
 
     @property
     def has_user(self) -> bool:

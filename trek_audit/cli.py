@@ -57,6 +57,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "trek_audit.writer.cli:ingest",
         "Take audit events on a Unix socket, one JSON request per line (as record --stdin).",
     ),
+    "import-trek": LazyCommand(
+        "trek_audit.writer.trek_import:import_trek",
+        "Import the audit_log of a TREK database into the source trek-import, once.",
+    ),
     "backup": LazyCommand(
         "trek_audit.store.cli:backup",
         "Copy the audit database to DESTINATION while it is in use, as one consistent snapshot.",

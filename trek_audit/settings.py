@@ -231,6 +231,14 @@ SETTINGS: dict[str, Setting] = {
             "`trek-audit verify`; empty = check the chain and seal continuity only.",
         ),
         Setting(
+            "TREK_LOG_GROUP",
+            "log_group",
+            "",
+            str,
+            "Group (name or number) that may read the log files, e.g. a log shipper's: logs/ "
+            "becomes setgid to it and files are created 0640 in it; empty = the writer's group.",
+        ),
+        Setting(
             "TREK_INGEST_SOCKET",
             "ingest_socket",
             "",
@@ -271,6 +279,7 @@ class Settings:
     seal_interval: int = _default("TREK_SEAL_INTERVAL")
     verify_key_file: str = _default("TREK_VERIFY_KEY_FILE")
     ingest_socket: str = _default("TREK_INGEST_SOCKET")
+    log_group: str = _default("TREK_LOG_GROUP")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -32,7 +32,13 @@ from .banner import indexer_warnings
 from .chart import render_svg
 from .entries import CSV_HEADER, csv_record, ndjson_line, table_row
 from .filters import ParameterError, parse_filter, parse_page
-from .seals import is_sealed, read_last_verify, read_sealing, sealing_key_exists
+from .seals import (
+    is_sealed,
+    read_last_verify,
+    read_row_sealings,
+    read_sealing,
+    sealing_key_exists,
+)
 from .security import current_account, require_admin
 from .state import current_state, get_db, record_event
 
@@ -68,15 +74,20 @@ def audit_page() -> str:
     flt = parse_filter(request.args)
     before, _ = parse_page(request.args)
     db = get_db()
-    rows, total, seen = [], 0, []
+    rows, total, seen, sources = [], 0, [], []
     next_cursor = None
     sealing = None
     if db is not None:
         sealing = read_sealing(db)
+        sources = db.sources_seen()
+        sealings = read_row_sealings(db, sources, sealing)
         found = db.page(flt, before, PAGE_SIZE + 1)
         if len(found) > PAGE_SIZE:
             next_cursor = found[PAGE_SIZE - 1].row_id
-        rows = [table_row(entry, is_sealed(sealing, entry.seq)) for entry in found[:PAGE_SIZE]]
+        rows = [
+            table_row(entry, is_sealed(sealings.get(entry.source), entry.seq))
+            for entry in found[:PAGE_SIZE]
+        ]
         total = db.count(flt, current_state().counts)
         seen = db.actions_seen()
     query = flt.as_dict()
@@ -97,6 +108,10 @@ def audit_page() -> str:
         api_url=url_for("api.audit_entries") + _query_string(query),
         action_groups=_action_groups(seen, flt.action),
         catalog=ACTIONS,
+        # A page of one source stays as it was: the column and the filter appear with a second.
+        show_sources=len(sources) > 1,
+        source_choices=sorted(set(sources) | set(flt.source)),
+        chosen_sources=flt.source,
         warnings=indexer_warnings(settings.data_dir, db, settings.lag_warn_bytes),
         sealing=sealing,
         sealing_key=sealing is None and sealing_key_exists(settings.seal_key_path),

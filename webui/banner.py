@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from trek_audit.layout import LOCAL_SOURCE
 from trek_audit.store import AuditQuery, read_status
 from trek_audit.store.health import indexer_state
 from trek_audit.store.supervisor import read_supervisor_state
@@ -43,24 +44,52 @@ def indexer_warnings(data_dir: Path, db: AuditQuery | None, lag_warn_bytes: int)
         if lag > lag_warn_bytes or age is None or age > BEHIND_SECONDS:
             since = f", last indexed {age:.0f} s ago" if age is not None else ""
             warnings.append(f"The indexer is behind by {lag:,} bytes of log{since}.")
-    gaps = status.get("gaps") or []
+    sources = status.get("sources") or []
+    if any(source["name"] != LOCAL_SOURCE for source in sources):
+        # Each source has its own seq: a gap or an incident means something only with its name.
+        for source in sources:
+            warnings.extend(
+                _log_findings(
+                    f"Source {source['name']}: ",
+                    source["gaps"],
+                    source["missing"],
+                    source["rejected"],
+                    source["incidents"],
+                )
+            )
+    else:
+        warnings.extend(
+            _log_findings(
+                "",
+                status.get("gaps") or [],
+                int(status.get("missing") or 0),
+                int(status.get("rejected") or 0),
+                int(status.get("incidents") or 0),
+            )
+        )
+    return warnings
+
+
+def _log_findings(
+    prefix: str, gaps: list[list[int]], missing: int, rejected: int, incidents: int
+) -> list[str]:
+    """The sentences of one log's gaps, rejected lines and incidents, each led by ``prefix``."""
+    found = []
     if gaps:
         shown = ", ".join(f"{a}–{b}" if a != b else str(a) for a, b in gaps[:5])
         more = f" and {len(gaps) - 5} more" if len(gaps) > 5 else ""
-        missing = status.get("missing", 0)
-        warnings.append(
-            f"{len(gaps)} gap(s) in the sequence, {missing:,} event(s) missing: seq {shown}{more}."
+        found.append(
+            f"{prefix}{len(gaps)} gap(s) in the sequence, {missing:,} event(s) missing: "
+            f"seq {shown}{more}."
         )
-    rejected = int(status.get("rejected") or 0)
     if rejected:
-        warnings.append(f"{rejected:,} log line(s) were rejected as malformed.")
-    incidents = int(status.get("incidents") or 0)
+        found.append(f"{prefix}{rejected:,} log line(s) were rejected as malformed.")
     if incidents:
-        warnings.append(
-            f"{incidents:,} incident(s) recorded (truncated, replaced or lost log files, or "
-            "lines that do not match their seal)."
+        found.append(
+            f"{prefix}{incidents:,} incident(s) recorded (truncated, replaced or lost log "
+            "files, or lines that do not match their seal)."
         )
-    return warnings
+    return found
 
 
 def _seconds_since(stamp: object) -> float | None:

@@ -22,6 +22,7 @@ CSV_HEADER = [
     "resource",
     "ip",
     "details",
+    "source",  # last: spreadsheets and scripts that read the columns before it by place
 ]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -42,7 +43,11 @@ def _user(entry: Entry) -> dict[str, Any] | None:
 
 
 def api_entry(entry: Entry) -> dict[str, Any]:
-    """The JSON API's entry: ``id`` is the event id (the identity in trek.log), not the row id."""
+    """The JSON API's entry: ``id`` is the event id (the identity in trek.log), not the row id.
+
+    ``source`` names the log it came from: ``local`` (this host's logs/) or a directory of
+    sources/ (another host's shipped lines, trek-import).
+    """
     return {
         "id": entry.event_id,
         "ts": entry.ts,
@@ -51,6 +56,7 @@ def api_entry(entry: Entry) -> dict[str, Any]:
         "resource": entry.resource,
         "ip": entry.ip,
         "details": _details(entry),
+        "source": entry.source,
     }
 
 
@@ -77,6 +83,7 @@ def table_row(entry: Entry, sealed: bool = False) -> dict[str, Any]:
         if details is None
         else orjson.dumps(details, option=orjson.OPT_INDENT_2).decode(),
         "sealed": sealed,
+        "source": entry.source,
     }
 
 
@@ -101,5 +108,6 @@ def csv_record(entry: Entry) -> list[Any]:
             entry.resource,
             entry.ip,
             entry.details,
+            entry.source,
         )
     ]

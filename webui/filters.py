@@ -6,15 +6,22 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from werkzeug.datastructures import MultiDict
+
+from trek_audit.layout import SOURCE_NAME_PATTERN
 from trek_audit.store import Filter
 from trek_audit.writer.line import ACTION_PATTERN
 
 __all__ = ["FILTER_PARAMETERS", "ParameterError", "parse_filter", "parse_page"]
 
-FILTER_PARAMETERS = ("action", "user", "ip", "q", "since", "until")
+# The parameters of one value each; ``source`` may have several.
+_SINGLE_PARAMETERS = ("action", "user", "ip", "q", "since", "until")
+FILTER_PARAMETERS = (*_SINGLE_PARAMETERS, "source")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 _MAX_LENGTH = {"user": 320, "ip": 100, "q": 500}
+# More sources than any panel lists: each is a branch of the query (see store.sql).
+MAX_SOURCES = 20
 # A calendar date, extended (2026-11-26) or basic (20261126): a whole day.
 _DATE = re.compile(r"(?P<year>\d{4})(?P<sep>-?)(?P<month>\d{2})(?P=sep)(?P<day>\d{2})", re.ASCII)
 # A calendar date with a time of day (and maybe an offset): one instant, which
@@ -32,8 +39,11 @@ class ParameterError(ValueError):
 
 
 def parse_filter(args: Mapping[str, str]) -> Filter:
-    """Build the Filter from action, user, ip, q, since and until; an empty value is unset."""
-    values = {name: (args.get(name) or "").strip() or None for name in FILTER_PARAMETERS}
+    """Build the Filter from action, user, ip, q, since, until and source; empty is unset.
+
+    ``source`` may be given several times, or as one comma-separated value, or both.
+    """
+    values = {name: (args.get(name) or "").strip() or None for name in _SINGLE_PARAMETERS}
     for name, limit in _MAX_LENGTH.items():
         value = values[name]
         if value is not None and len(value) > limit:
@@ -46,8 +56,27 @@ def parse_filter(args: Mapping[str, str]) -> Filter:
     if since is not None and until is not None and until <= since:
         raise ParameterError("until", "until must be later than since")
     return Filter(
-        action=action, user=values["user"], ip=values["ip"], q=values["q"], since=since, until=until
+        action=action,
+        user=values["user"],
+        ip=values["ip"],
+        q=values["q"],
+        since=since,
+        until=until,
+        source=_sources(args),
     )
+
+
+def _sources(args: Mapping[str, str]) -> tuple[str, ...]:
+    given = args.getlist("source") if isinstance(args, MultiDict) else [args.get("source") or ""]
+    names = {name.strip() for value in given for name in value.split(",")} - {""}
+    for name in names:
+        if SOURCE_NAME_PATTERN.fullmatch(name) is None:
+            raise ParameterError(
+                "source", "source must be a source name such as local or web-2 (or several)"
+            )
+    if len(names) > MAX_SOURCES:
+        raise ParameterError("source", f"source names at most {MAX_SOURCES} sources")
+    return tuple(sorted(names))
 
 
 def parse_page(args: Mapping[str, str]) -> tuple[int | None, int]:

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Literal, NamedTuple
 
 from flask import Blueprint, current_app, jsonify, request
@@ -35,37 +35,75 @@ _REGISTRY = "trek_audit.metrics"
 
 
 class MetricSpec(NamedTuple):
-    """A metric, and the key of ``trek-audit status --json`` whose value it carries."""
+    """A metric, and the key of ``trek-audit status --json`` whose value it carries.
+
+    ``source_key``: the key of each of ``status --json``'s ``sources`` that gives the metric a
+    companion family with a sample per source, labelled ``source`` (``per_source_name``); None
+    for a metric of the whole data directory. The total and the per-source samples are kept in
+    two families so that summing either never counts an event twice.
+    """
 
     name: str
     kind: Literal["counter", "gauge"]
     help: str
     key: str
+    source_key: str | None = None
+
+    @property
+    def per_source_name(self) -> str:
+        """``trek_audit_source_<rest>``: the family of this metric's samples per source."""
+        return self.name.replace("trek_audit_", "trek_audit_source_", 1)
 
 
 METRICS = (
     MetricSpec(
-        "trek_audit_events_indexed_total", "counter", "Events indexed into audit.db.", "indexed"
+        "trek_audit_events_indexed_total",
+        "counter",
+        "Events indexed into audit.db.",
+        "indexed",
+        "indexed",
     ),
-    MetricSpec("trek_audit_last_seq", "gauge", "Highest seq indexed.", "last_seq"),
-    MetricSpec("trek_audit_lag_bytes", "gauge", "Bytes of log files not indexed yet.", "lag_bytes"),
+    MetricSpec(
+        "trek_audit_last_seq",
+        "gauge",
+        "Highest seq indexed: of the local log, or with a label of that source (each its own).",
+        "last_seq",
+        "last_seq",
+    ),
+    MetricSpec(
+        "trek_audit_lag_bytes",
+        "gauge",
+        "Bytes of log files not indexed yet.",
+        "lag_bytes",
+        "lag_bytes",
+    ),
     MetricSpec(
         "trek_audit_missing_events",
         "gauge",
         "Events inside gaps of the seq sequence (never seen in any log file).",
         "missing_events",
+        "missing",
     ),
     MetricSpec(
         "trek_audit_rejected_lines_total",
         "counter",
         "Log lines rejected as malformed.",
         "rejected_lines",
+        "rejected",
     ),
     MetricSpec(
         "trek_audit_incidents_total",
         "counter",
         "Truncated, replaced or lost log files.",
         "incidents",
+        "incidents",
+    ),
+    MetricSpec(
+        "trek_audit_duplicates_dropped_total",
+        "counter",
+        "Identical repeated lines dropped (a shipper delivering a line again).",
+        "duplicates_dropped",
+        "duplicates_dropped",
     ),
     MetricSpec(
         "trek_audit_indexer_up",
@@ -83,6 +121,7 @@ METRICS = (
         "trek_audit_last_indexed_timestamp_seconds",
         "gauge",
         "Unix time of the last commit that indexed an event (no sample before the first).",
+        "last_indexed_at",
         "last_indexed_at",
     ),
     MetricSpec(
@@ -105,18 +144,38 @@ class StatusCollector(Collector):
 
 
 def metric_families(report: HealthReport) -> Iterator[Metric]:
-    """Every metric of ``METRICS``, valued from ``report`` as ``status --json`` shows it."""
+    """Every metric of ``METRICS``, valued from ``report`` as ``status --json`` shows it.
+
+    A metric with a ``source_key`` is followed by its per-source family
+    (``trek_audit_source_...{source="web-2"}``), so a dashboard can tell which host is behind
+    or has gaps.
+    """
     figures = report.as_json()
+    sources = (report.status.get("sources") or []) if report.status is not None else []
     for spec in METRICS:
-        family: Metric
-        if spec.kind == "counter":
-            family = CounterMetricFamily(spec.name, spec.help)
-        else:
-            family = GaugeMetricFamily(spec.name, spec.help)
+        family = _family(spec.kind, spec.name, spec.help, [])
         value = float(report.exit_code) if spec.key == "status" else _number(figures[spec.key])
         if value is not None:  # unknown while audit.db cannot be read: no sample
             family.add_metric([], value)
         yield family
+        if spec.source_key is not None:
+            per_source = _family(
+                spec.kind, spec.per_source_name, f"{spec.help} Per source.", ["source"]
+            )
+            for source in sources:
+                row: Mapping[str, object] = source
+                sample = _number(row.get(spec.source_key))
+                if sample is not None:
+                    per_source.add_metric([source["name"]], sample)
+            yield per_source
+
+
+def _family(
+    kind: Literal["counter", "gauge"], name: str, help_text: str, labels: list[str]
+) -> CounterMetricFamily | GaugeMetricFamily:
+    if kind == "counter":
+        return CounterMetricFamily(name, help_text, labels=labels)
+    return GaugeMetricFamily(name, help_text, labels=labels)
 
 
 def _number(value: object) -> float | None:

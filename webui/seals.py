@@ -25,6 +25,7 @@ __all__ = [
     "Sealing",
     "read_last_verify",
     "is_sealed",
+    "read_row_sealings",
     "read_sealing",
     "sealing_key_exists",
 ]
@@ -61,9 +62,11 @@ class Sealing:
 
     ``epoch`` and ``last_seq`` are None when the newest seal line's details cannot be read.
     Seals cover the lines from ``first_seq`` (where the oldest seal line in the table starts:
-    lines before the opening seal are never sealed) up to the newest seal's ``last_seq``.
+    lines before the opening seal are never sealed) up to the newest seal's ``last_seq``,
+    of their ``source``: each source has its own seq and chain, and its own seals.
     """
 
+    source: str
     ts: str
     seq: int | None
     epoch: int | None
@@ -90,22 +93,37 @@ def _details(entry: Entry) -> dict[str, Any]:
     return details if isinstance(details, dict) else {}
 
 
-def read_sealing(db: AuditQuery) -> Sealing | None:
-    """The seal lines' story in audit.db, or None while there is none (sealing is off)."""
-    seals = Filter(action=SEAL_ACTION)
-    newest = db.newest(seals)
+def read_sealing(db: AuditQuery, source: str | None = None) -> Sealing | None:
+    """The seal lines' story in audit.db, or None while there is none (sealing is off).
+
+    Of ``source``, or of the source of the newest seal line when it is None.
+    """
+    newest = db.newest(Filter(action=SEAL_ACTION, source=(source,) if source else ()))
     if newest is None:
         return None
-    oldest = db.oldest(seals) or newest
+    oldest = db.oldest(Filter(action=SEAL_ACTION, source=(newest.source,))) or newest
     details = _details(newest)
     first_seq = _int(_details(oldest).get("first_seq"))
     return Sealing(
+        source=newest.source,
         ts=newest.ts,
         seq=newest.seq,
         epoch=_int(details.get("epoch")),
         last_seq=_int(details.get("last_seq")),
         first_seq=first_seq if first_seq is not None else oldest.seq,
     )
+
+
+def read_row_sealings(
+    db: AuditQuery, sources: list[str], newest: Sealing | None
+) -> dict[str, Sealing]:
+    """The sealing of each of ``sources`` that has seal lines, to tell which rows are sealed.
+
+    A row's seq is covered only by the seals of its own source: a seq means nothing across
+    sources. With one source, its sealing is ``newest`` (what ``read_sealing(db)`` returned).
+    """
+    found = [newest] if len(sources) <= 1 else [read_sealing(db, name) for name in sources]
+    return {sealing.source: sealing for sealing in found if sealing is not None}
 
 
 def sealing_key_exists(path: os.PathLike[str]) -> bool:

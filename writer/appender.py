@@ -2,12 +2,14 @@
 
 How it stays safe:
 
-* Every append happens under a ``threading.Lock`` plus ``flock`` on ``<log_dir>/.trek-audit.lock``.
-  The lock file also holds the shared state (``state.py``), read with ``pread`` and stored with
-  ``pwrite`` under the lock: the last used ``seq``, the inode and expected size of trek.log and
-  the last timestamp, so the hot path costs a ``stat`` and a ``write`` besides the lock and the
-  state. It is never mapped: a lock file truncated by anything else would kill a process that
-  touched the mapping (SIGBUS); a short read just gives a page that is not trusted.
+* Every append happens under a ``threading.Lock`` plus ``flock`` on the lock file,
+  ``<log_dir>/.trek-audit/writer.lock``: in a hidden state directory of its own, so that
+  ``logs/`` holds nothing but trek.log* for a shipper's glob. The lock file also holds the
+  shared state (``state.py``), read with ``pread`` and stored with ``pwrite`` under the lock:
+  the last used ``seq``, the inode and expected size of trek.log and the last timestamp, so the
+  hot path costs a ``stat`` and a ``write`` besides the lock and the state. It is never mapped:
+  a lock file truncated by anything else would kill a process that touched the mapping
+  (SIGBUS); a short read just gives a page that is not trusted.
 * The state is trusted only while it is sound (magic, version, seq and time in range) and
   trek.log's inode and size match it. Otherwise (first use, a lost, truncated or damaged lock
   file, power loss, an outside change) the position is recovered under the lock from the last
@@ -19,6 +21,10 @@ How it stays safe:
 * A line goes out in one ``os.write`` to an ``O_APPEND`` descriptor; a short or failed write is
   truncated away, the ``seq`` is not consumed and ``AuditWriteError`` is raised.
 * Rotation (``rotation.py``) renames ``.N-1 -> .N ... trek.log -> .1`` under the lock.
+* With a log group (``log_group.py``), ``logs/`` and the state directory are setgid to it, so
+  that every file is made in that group, and each log file opened is given it and mode 0640.
+  A writer that finds the lock file of an older version (``logs/.trek-audit.lock``) removes
+  it: all writers of a directory run the same version.
 * After ``fork`` a child reopens the lock file (a ``flock`` belongs to the open file description,
   which a child shares with its parent) and trek.log.
 * The event is serialised before any lock is taken, with placeholders for ``id``, ``seq`` and
@@ -98,6 +104,13 @@ from .line import (
     check_user,
     escape_line_breakers,
 )
+from .log_group import (
+    LogGroup,
+    adopt_file,
+    adopt_log_files,
+    give_directories,
+    resolve_log_group,
+)
 from .recovery import continue_chain, last_event_in_files, recover_chain, resume_position
 from .sealing import Appended, Sealer
 from .stamps import Stamper
@@ -154,6 +167,9 @@ class AuditWriter:
     ``seal_key_file``: the sealing key (default: ``seal.key`` beside the log directory, which is
     ``<data>/seal.key``); while it exists and this process can open it, the writer seals.
     ``seal_interval``: seconds a line may stay unsealed before the next append seals it.
+    ``log_group``: a group (name or gid) whose members may read the log files, e.g. a log
+    shipper's (``log_group.py``); None or "" for the writer's own group. A group that does not
+    exist, or that the log directory cannot be given, raises AuditWriteError here.
 
     The defaults are those of ``trek_audit.settings``; ``from_settings`` builds a writer from
     the settings of a process.
@@ -170,6 +186,7 @@ class AuditWriter:
         fast_path: bool = not _DEFAULTS.writer_pure_python,
         seal_key_file: str | os.PathLike[str] | None = None,
         seal_interval: float = float(_DEFAULTS.seal_interval),
+        log_group: str | int | None = None,
     ) -> None:
         if type(seal_interval) not in (int, float) or not 0 < seal_interval < 2**32:
             raise ValueError(
@@ -197,9 +214,15 @@ class AuditWriter:
         self._path_str = str(self.path)
         self._path_bytes = os.fsencode(self.path)
         self._closed = False
-        # Missing directories are created here; if that fails, record() reports why.
+        self.log_group: LogGroup | None = resolve_log_group(log_group, self.log_dir)
+        # Missing directories are created here; if that fails, record() reports why. Not so
+        # with a log group: a directory that cannot be given it is a mistake to fix first.
         with contextlib.suppress(OSError):
             os.makedirs(self.log_dir, mode=DIR_MODE, exist_ok=True)
+            os.mkdir(self._logs.state_dir, DIR_MODE)
+        if self.log_group is not None:
+            give_directories(self._logs, self.log_group)
+            adopt_log_files(self._logs, self.log_group)
         self._last_seq = 0  # the last seq this process used: one more floor for recovery
         self.seal_interval = float(seal_interval)
         key_path = self._logs.default_seal_key if seal_key_file is None else seal_key_file
@@ -232,6 +255,7 @@ class AuditWriter:
             fast_path=not settings.writer_pure_python,
             seal_key_file=settings.seal_key_path,
             seal_interval=settings.seal_interval,
+            log_group=settings.log_group or None,
         )
 
     @property
@@ -289,7 +313,8 @@ class AuditWriter:
     def __repr__(self) -> str:
         return (
             f"AuditWriter({str(self.log_dir)!r}, max_bytes={self.max_bytes}, "
-            f"backups={self.backups}, seal_key_file={str(self.seal_key_file)!r})"
+            f"backups={self.backups}, seal_key_file={str(self.seal_key_file)!r}, "
+            f"log_group={None if self.log_group is None else str(self.log_group)!r})"
         )
 
     # -- the API -----------------------------------------------------------------------------
@@ -710,7 +735,10 @@ class AuditWriter:
                 f"cannot append to {self._path_str}: {describe(error)}", self._path_str, error
             ) from error
         self._fd = self._descriptors[0] = fd
-        self._fd_ino = os.fstat(fd).st_ino
+        st = os.fstat(fd)
+        self._fd_ino = st.st_ino
+        if self.log_group is not None:
+            adopt_file(fd, st, self.log_group)
         self._file_size_limit = _file_size_limit()
 
     def _close_log(self) -> None:
@@ -721,10 +749,35 @@ class AuditWriter:
                 os.close(fd)
 
     def _open_lock(self) -> None:
-        """Open (creating if needed) the lock file, which holds the state page."""
+        """Open (creating if needed, with its state directory) the lock file, which holds the
+        state page; then remove an older version's lock file from the log directory."""
+        if self.log_group is not None:
+            give_directories(self._logs, self.log_group)
+        else:
+            # Only inside an existing log directory: one removed under the writer stays gone.
+            state_dir = self._logs.state_dir
+            try:
+                os.mkdir(state_dir, DIR_MODE)
+            except FileExistsError:
+                pass
+            except OSError as error:
+                # A missing log directory is for the open below to report; any other cause
+                # (a read-only or full file system, permissions) is the one to name.
+                if error.errno != errno.ENOENT:
+                    raise AuditWriteError(
+                        f"cannot append to {self._path_str}: cannot create {state_dir}: "
+                        f"{describe(error)}",
+                        state_dir,
+                        error,
+                    ) from error
         lock_file = open_lock_file(self.lock_path, self._path_str)
         self._lock_fd = self._descriptors[1] = lock_file.fd
         self._lock_ino = lock_file.ino
+        if self.log_group is not None:  # made by a writer before the setting, maybe
+            with contextlib.suppress(OSError):
+                adopt_file(lock_file.fd, os.fstat(lock_file.fd), self.log_group)
+        with contextlib.suppress(OSError):
+            os.unlink(self._logs.legacy_lock_file)
 
     def _close_lock(self) -> None:
         fd, self._lock_fd, self._lock_ino = self._lock_fd, -1, -1

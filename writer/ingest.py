@@ -8,9 +8,10 @@ thread-safe, so the line format, ``seq``, rotation and locking stay the writer's
 The socket file:
 
 * is created mode 0660 (``INGEST_SOCKET_MODE``): whoever can connect can record events. It is
-  bound under a private name and umask 0177, given its mode, and listens, before it is linked
-  at its path; until ``listen`` no connection is possible, and the path never names a socket
-  with a wider mode;
+  bound under a private name and umask 0177, given its mode (and the writer's log group, when
+  it has one, so that the app's user in that group may connect), and listens, before it is
+  linked at its path; until ``listen`` no connection is possible, and the path never names a
+  socket with a wider mode or another group;
 * replaces a stale socket (one nobody answers on, left by a killed server), refuses a live one
   (``SocketPathError``), and never removes anything that is not a socket. Placing and removing
   it happen under an ``flock`` of its directory, so two servers starting at once cannot remove
@@ -51,6 +52,7 @@ from typing import Final, NamedTuple
 from trek_audit.layout import INGEST_SOCKET_MODE
 
 from .appender import AuditWriter
+from .log_group import LogGroup
 from .protocol import CHUNK_BYTES, Conversation
 
 __all__ = [
@@ -151,8 +153,9 @@ def _private_name(final: Path) -> Path:
     return final.with_name("." + secrets.token_hex(length)[: length - 1])
 
 
-def _bind(path: Path) -> tuple[socket.socket, _Identity]:
-    """A listening socket at ``path``, mode 0660 from the start; see the module's docstring."""
+def _bind(path: Path, group: LogGroup | None) -> tuple[socket.socket, _Identity]:
+    """A listening socket at ``path``, mode 0660 (in ``group``, if any) from the start; see
+    the module's docstring."""
     check_socket_path(path)
     temporary = _private_name(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -165,6 +168,8 @@ def _bind(path: Path) -> tuple[socket.socket, _Identity]:
             os.umask(previous)
         try:
             os.chmod(temporary, INGEST_SOCKET_MODE)
+            if group is not None:
+                _give_group(temporary, path, group)
             identity = _Identity.of(temporary)
             assert identity is not None
             sock.listen(_BACKLOG)
@@ -178,6 +183,16 @@ def _bind(path: Path) -> tuple[socket.socket, _Identity]:
         raise
     sock.setblocking(False)
     return sock, identity
+
+
+def _give_group(temporary: Path, path: Path, group: LogGroup) -> None:
+    try:
+        os.chown(temporary, -1, group.gid, follow_symlinks=False)
+    except OSError as error:
+        raise SocketPathError(
+            f"cannot give the socket {path} the log group {group}: {error.strerror}; the "
+            "writer's user must be a member of the group"
+        ) from None
 
 
 def _link_in_place(temporary: Path, path: Path) -> None:
@@ -259,7 +274,7 @@ class IngestServer:
 
     def start(self) -> None:
         """Create the socket and accept connections on a thread; SocketPathError if it cannot."""
-        self._listener, self._identity = _bind(self.path)
+        self._listener, self._identity = _bind(self.path, self.writer.log_group)
         self._wake = os.pipe2(os.O_CLOEXEC)
         self._accepting = threading.Thread(target=self._accept, name="ingest-accept", daemon=True)
         self._accepting.start()

@@ -18,8 +18,9 @@ def shift(logs: LogDir, backups: int) -> None:
 
     The shift starts at the first missing number, so a rotation that crashed half way resumes
     without dropping a kept file; the file at number ``backups`` is replaced. With ``backups``
-    0, trek.log is replaced by an empty file instead. Raises OSError (its ``filename`` names the
-    file that could not be moved).
+    0, trek.log is replaced by an empty file instead, made in the writer's state directory
+    (``LogDir.fresh_file``) so that ``logs/`` never holds anything but log files. Raises
+    OSError (its ``filename`` names the file that could not be moved).
     """
     path = logs.log_file
     if backups == 0:

@@ -1,5 +1,8 @@
 """The shared state page: the start of the writer's lock file, read and written under its lock.
 
+The lock file is ``logs/.trek-audit/writer.lock`` (``LogDir.lock_file``): in a hidden
+directory of its own, so that nothing in ``logs/`` but log lines meets a shipper's glob.
+
 Every writer of a log directory keeps its position there, so what one writes under the file
 lock the next one reads with one system call. The page, little-endian::
 
@@ -167,11 +170,29 @@ class LockFile(NamedTuple):
 def open_lock_file(path: Path, log_path: str) -> LockFile:
     """Open (creating if needed, mode 0640) the lock file of ``log_path``, with its page written.
 
-    Raises AuditWriteError naming the lock file (and the log it serves) when that fails.
+    Neither the lock file nor its directory (the writer's state directory) may be a symbolic
+    link. Raises AuditWriteError naming the lock file (and the log it serves) when that fails.
     """
     try:
-        # O_NOFOLLOW: a link there would have its target locked and overwritten.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, LOG_FILE_MODE)
+        # O_NOFOLLOW on both: a link at either would have its target's file locked and
+        # overwritten.
+        try:
+            dir_fd = os.open(
+                path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            )
+        except NotADirectoryError as error:
+            if os.path.islink(path.parent):
+                error.strerror = f"{path.parent} is a symbolic link"
+            raise
+        try:
+            fd = os.open(
+                path.name,
+                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                LOG_FILE_MODE,
+                dir_fd=dir_fd,
+            )
+        finally:
+            os.close(dir_fd)
     except OSError as error:
         raise AuditWriteError(
             f"cannot append to {log_path}: cannot open lock file {path}: {describe(error)}",

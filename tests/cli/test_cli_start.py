@@ -62,6 +62,7 @@ def test_the_group_knows_every_command_without_importing_it() -> None:
     assert sorted(COMMANDS) == [
         "admin",
         "backup",
+        "import-trek",
         "index",
         "ingest",
         "record",

@@ -32,6 +32,7 @@ OTHER_VALUES = {
     "TREK_SEAL_INTERVAL": "5",
     "TREK_VERIFY_KEY_FILE": "/root/verification.key",
     "TREK_INGEST_SOCKET": "/run/trek-audit/ingest.sock",
+    "TREK_LOG_GROUP": "adm",
 }
 
 
@@ -115,8 +116,9 @@ def test_the_data_directory_layout_is_derived_from_the_setting() -> None:
     data = Settings(data_dir=Path("/srv/trek")).data
     assert data == DataDir(Path("/srv/trek"))
     assert data.logs.log_file == Path("/srv/trek/logs/trek.log")
-    assert data.logs.lock_file.parent == data.log_dir
-    assert not data.logs.lock_file.name.startswith("trek.log")
+    # The writer's own files are in a hidden directory of logs/, never among the log files.
+    assert data.logs.state_dir == Path("/srv/trek/logs/.trek-audit")
+    assert data.logs.lock_file.parent == data.logs.fresh_file.parent == data.logs.state_dir
     assert {data.audit_db.name, data.accounts_db.name, data.secret_key.name} == {
         "audit.db",
         "accounts.db",

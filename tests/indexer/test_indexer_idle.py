@@ -60,7 +60,7 @@ def test_what_changes_a_log_file_wakes_the_indexer(event: FileSystemEvent) -> No
         FileOpenedEvent("/data/logs/trek.log"),
         FileClosedNoWriteEvent("/data/logs/trek.log"),
         FileAttribEvent("/data/logs/trek.log"),
-        FileModifiedEvent("/data/logs/.trek-audit.lock"),
+        FileModifiedEvent("/data/logs/.trek-audit/writer.lock"),
     ],
     ids=["opened", "closed-without-write", "attributes", "not-a-log-file"],
 )

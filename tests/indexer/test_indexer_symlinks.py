@@ -13,6 +13,7 @@ import pytest
 
 from trek_audit.indexer import Indexer
 from trek_audit.indexer.lock import IndexerLock
+from trek_audit.layout import LogDir
 from trek_audit.store.files import NotARegularFile
 from trek_audit.webui.accounts_db import AccountsDB
 from trek_audit.webui.secret_key import SecretKeyError, load_or_create_secret_key
@@ -66,10 +67,11 @@ def test_trek_log_as_a_link_is_neither_read_nor_appended_to(
 
 
 def test_the_writer_lock_file_as_a_link_is_refused(log_dir: Path, victim: Path) -> None:
-    (log_dir / ".trek-audit.lock").symlink_to(victim)
+    LogDir(log_dir).state_dir.mkdir()
+    LogDir(log_dir).lock_file.symlink_to(victim)
     with AuditWriter(log_dir) as writer, pytest.raises(AuditWriteError) as refused:
         writer.record("user.login")
-    assert ".trek-audit.lock" in str(refused.value)
+    assert str(LogDir(log_dir).lock_file) in str(refused.value)
     assert not (log_dir / "trek.log").exists() or (log_dir / "trek.log").stat().st_size == 0
     assert _untouched(victim)
 

@@ -17,6 +17,7 @@ import pytest
 from trek_audit.settings import Settings
 from trek_audit.store import Status, open_database
 from trek_audit.store.health import IndexerState, Verdict, judge, read_health
+from trek_audit.store.status import SourceStatus
 from trek_audit.store.supervisor import (
     SupervisorState,
     read_supervisor_state,
@@ -42,6 +43,8 @@ def status(**changes: Any) -> Status:
         running=True,
         pid=123,
         schema_version=2,
+        duplicates_dropped=0,
+        sources=[],
     )
     base.update(changes)  # type: ignore[typeddict-item]
     return base
@@ -115,6 +118,76 @@ def test_every_finding_is_a_reason_worst_first() -> None:
     assert reasons[0].startswith("the indexer has been down for 90 s")
     assert "trek-audit serve (pid 99) is restarting it (3 restart(s) so far)" in reasons[0]
     assert reasons[1:] == ("2 event(s) missing in 1 gap(s)", "2 log line(s) rejected as malformed")
+
+
+def source(name: str, **changes: Any) -> SourceStatus:
+    """The status of a caught-up, flawless source ``name``, with ``changes``."""
+    base = SourceStatus(
+        name=name,
+        indexed=10,
+        last_seq=10,
+        next_seq=11,
+        lag_bytes=0,
+        gaps=[],
+        missing=0,
+        rejected=0,
+        incidents=0,
+        duplicates_dropped=0,
+        last_indexed_at="2026-11-26T11:59:59.000+00:00",
+    )
+    base.update(changes)  # type: ignore[typeddict-item]
+    return base
+
+
+def reasons_of(status_: Status) -> tuple[str, ...]:
+    verdict, reasons = judge(
+        status_, RUNNING, error=None, lag_warn_bytes=WARN, follower_expected=True, now=NOW
+    )
+    assert (verdict == "ok") == (reasons == ())
+    return reasons
+
+
+def test_with_several_sources_each_reason_names_its_source() -> None:
+    sources = [
+        source("local", rejected=1),
+        source("web-2", gaps=[[3, 99]], missing=97, incidents=2),
+        source("web-3", gaps=[[5, 5], [8, 9]], missing=3),
+    ]
+    reasons = reasons_of(
+        status(
+            gaps=[[3, 99], [5, 5], [8, 9]], missing=100, rejected=1, incidents=2, sources=sources
+        )
+    )
+    assert reasons == (
+        "source web-2: 97 events missing in 1 gap",
+        "source web-3: 3 events missing in 2 gaps",
+        "source local: 1 log line rejected as malformed",
+        "source web-2: 2 incidents: truncated, replaced or lost log files, or lines that do not "
+        "match their seal",
+    )
+
+
+def test_duplicates_dropped_are_no_reason_for_concern() -> None:
+    sources = [source("local"), source("web-2", duplicates_dropped=5000)]
+    assert reasons_of(status(duplicates_dropped=5000, sources=sources)) == ()
+
+
+def test_lag_is_judged_on_the_total_and_names_the_sources_behind() -> None:
+    sources = [source("local", lag_bytes=600), source("web-2"), source("web-3", lag_bytes=900)]
+    (reason,) = reasons_of(status(lag_bytes=1500, sources=sources))
+    assert reason == (
+        "1,500 bytes of log are not indexed yet (more than TREK_LAG_WARN_BYTES, 1,000); "
+        "source web-3: 900, source local: 600"
+    )
+
+
+def test_the_local_log_alone_keeps_its_reasons_as_they_were() -> None:
+    sources = [source("local", gaps=[[4, 5]], missing=2, lag_bytes=WARN + 1)]
+    reasons = reasons_of(status(gaps=[[4, 5]], missing=2, lag_bytes=WARN + 1, sources=sources))
+    assert reasons == (
+        "1,001 bytes of log are not indexed yet (more than TREK_LAG_WARN_BYTES, 1,000)",
+        "2 event(s) missing in 1 gap(s)",
+    )
 
 
 def _settings(data_dir: Path, **changes: Any) -> Settings:

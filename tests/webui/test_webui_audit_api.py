@@ -84,6 +84,7 @@ def test_entry_shape(admin_client: FlaskClient, add_rows: AddRows) -> None:
         "resource": "trip/1",
         "ip": "192.0.2.7",
         "details": {"title": "Oslo"},
+        "source": "local",
         "sealed": False,
     }
     assert anonymous["user"] is None and anonymous["details"] is None

@@ -9,12 +9,14 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from trek_audit.layout import LogDir
 from trek_audit.writer.seal_key import create_key_file
 from trek_audit.writer.state import State, read_state
 
 from .writer_support import log_files
 
-LOCK = ".trek-audit.lock"
+# The writer's lock file (and state page), relative to its log directory.
+LOCK = LogDir(Path()).lock_file
 
 
 class Link(NamedTuple):

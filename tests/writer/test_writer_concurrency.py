@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import trek_audit.writer as writer
+from trek_audit.layout import LogDir
 from trek_audit.writer import AuditWriter
 
 from .writer_support import SHORT_MODE, assert_no_gaps, log_files, read_events
@@ -362,7 +363,7 @@ def test_a_child_forked_while_a_parent_thread_waits_for_the_lock_keeps_no_copy_o
     # parent's flock alive if the parent died holding it: every writer would then hang.
     w = AuditWriter(log_dir)
     w.record("user.login")
-    lock_path = log_dir / ".trek-audit.lock"
+    lock_path = LogDir(log_dir).lock_file
     blocker = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
     fcntl.flock(blocker, fcntl.LOCK_EX)
     waiting = threading.Thread(target=lambda: w.record("user.login"))
@@ -460,7 +461,7 @@ def test_a_signal_while_waiting_for_the_lock_neither_loses_nor_doubles_the_event
 
     w = AuditWriter(log_dir)
     w.record("user.login")
-    blocker = os.open(log_dir / ".trek-audit.lock", os.O_RDWR | os.O_CLOEXEC)
+    blocker = os.open(LogDir(log_dir).lock_file, os.O_RDWR | os.O_CLOEXEC)
     fcntl.flock(blocker, fcntl.LOCK_EX)
     hits: list[int] = []
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import trek_audit.writer.appender as appender
+from trek_audit.layout import LogDir
 from trek_audit.writer import AuditWriteError, AuditWriter
 
 from .writer_support import remount, seqs, skip_outside_ci
@@ -280,7 +281,8 @@ def test_permission_denied_on_trek_log_raises_and_recovers_when_fixed(shared_dir
     with AuditWriter(log_dir) as w:
         w.record("user.login")  # trek.log is root's, mode 0640
     log_dir.chmod(0o755)
-    os.chown(log_dir / ".trek-audit.lock", NOBODY, NOBODY)
+    for path in (LogDir(log_dir).state_dir, LogDir(log_dir).lock_file):
+        os.chown(path, NOBODY, NOBODY)
 
     def work(pause: Callable[[], None]) -> dict[str, Any]:
         become_nobody()
@@ -303,8 +305,9 @@ def test_read_only_directory_fails_the_rotation_cleanly_and_recovers(shared_dir:
     log_dir = shared_dir / "logs"
     with AuditWriter(log_dir, max_bytes=500) as w:
         w.record("user.login")
-    for name in ("trek.log", ".trek-audit.lock"):
-        os.chown(log_dir / name, NOBODY, NOBODY)
+    logs = LogDir(log_dir)
+    for path in (logs.log_file, logs.state_dir, logs.lock_file):
+        os.chown(path, NOBODY, NOBODY)
     log_dir.chmod(0o755)  # root's: nobody may write the files but not add or rename entries
 
     def work(pause: Callable[[], None]) -> dict[str, Any]:
@@ -372,7 +375,7 @@ def test_a_lock_failure_after_the_lock_file_was_replaced_raises_audit_write_erro
 ) -> None:
     with AuditWriter(log_dir) as w:
         w.record("user.login")
-        (log_dir / ".trek-audit.lock").unlink()
+        LogDir(log_dir).lock_file.unlink()
         with open(log_dir / "trek.log", "ab") as log:
             log.write(b"\n")  # an outside change, so the writer resyncs and finds the new lock
         real_flock = appender._flock
@@ -385,7 +388,7 @@ def test_a_lock_failure_after_the_lock_file_was_replaced_raises_audit_write_erro
             real_flock(fd, operation)
 
         monkeypatch.setattr(appender, "_flock", no_locks_left)
-        with pytest.raises(AuditWriteError, match="cannot lock .*trek-audit.lock: No locks"):
+        with pytest.raises(AuditWriteError, match="cannot lock .*/writer.lock: No locks"):
             w.record("user.login")
         monkeypatch.setattr(appender, "_flock", real_flock)
         assert w.record("user.login")["seq"] == 2

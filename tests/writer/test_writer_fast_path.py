@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trek_audit.writer.appender as appender
+from trek_audit.layout import LogDir
 from trek_audit.settings import Settings
 from trek_audit.writer import AuditWriter, encode
 from trek_audit.writer.line import SEQ_MAX, TS_END_NS, Event, check_details, check_user
@@ -249,7 +250,7 @@ class Prepared:
         self.writer = AuditWriter(log_dir)
         self.writer.record("user.login")
         self.log = log_dir / "trek.log"
-        self.lock = log_dir / ".trek-audit.lock"
+        self.lock = LogDir(log_dir).lock_file
         self.event: dict[str, Any] = {
             "v": 1,
             "id": "",

@@ -15,13 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trek_audit.writer.appender as appender
+from trek_audit.layout import LogDir
 from trek_audit.writer import AuditWriteError, AuditWriter, decode
 from trek_audit.writer.line import ACTION_PATTERN, SEQ_MAX, TS_PATTERN
 from trek_audit.writer.stamps import ts_ns
 
 from .writer_support import assert_no_gaps, seqs
 
-LOCK = ".trek-audit.lock"
+# The writer's lock file (and state page), relative to its log directory.
+LOCK = LogDir(Path()).lock_file
 
 
 def test_seq_is_recovered_from_the_log_when_the_state_file_is_deleted(log_dir: Path) -> None:

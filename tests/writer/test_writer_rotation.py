@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import trek_audit.writer.appender as appender
+from trek_audit.layout import LogDir
 from trek_audit.writer import AuditWriteError, AuditWriter, decode
 
 from .writer_support import assert_no_gaps, log_files, read_events, seqs
@@ -55,7 +56,7 @@ def test_rotation_numbering_newest_is_1_and_the_oldest_beyond_backups_is_dropped
         for _ in range(7):  # one event per file: each is ~200 bytes
             per_file.append(w.record("user.login")["seq"])
     assert names(log_dir) == [
-        ".trek-audit.lock",
+        ".trek-audit",
         "trek.log",
         "trek.log.1",
         "trek.log.2",
@@ -73,7 +74,7 @@ def test_backups_zero_replaces_trek_log(log_dir: Path) -> None:
     with AuditWriter(log_dir, max_bytes=300, backups=0) as w:
         for _ in range(3):
             w.record("user.login")
-    assert names(log_dir) == [".trek-audit.lock", "trek.log"]
+    assert names(log_dir) == [".trek-audit", "trek.log"]
     assert seqs(log_dir) == [3]
 
 
@@ -93,7 +94,7 @@ def test_event_larger_than_max_bytes_goes_alone_into_a_file_of_its_own(log_dir: 
 def test_oversize_event_into_an_empty_file_is_written_without_rotating(log_dir: Path) -> None:
     with AuditWriter(log_dir, max_bytes=100, backups=2) as w:
         w.record("user.login", details={"blob": "x" * 500})
-    assert names(log_dir) == [".trek-audit.lock", "trek.log"]
+    assert names(log_dir) == [".trek-audit", "trek.log"]
 
 
 def test_a_rotation_that_crashed_half_way_resumes_without_dropping_a_file(log_dir: Path) -> None:
@@ -108,7 +109,7 @@ def test_a_rotation_that_crashed_half_way_resumes_without_dropping_a_file(log_di
     # Nothing was dropped: the hole was filled by shifting only the files below it.
     assert seqs(log_dir) == [1, 2, 3, 4, 5]
     assert names(log_dir) == [
-        ".trek-audit.lock",
+        ".trek-audit",
         "trek.log",
         "trek.log.1",
         "trek.log.2",
@@ -163,7 +164,7 @@ def test_no_file_other_than_trek_log_and_its_rotations_matches_the_shipper_patte
                 w.record("user.login")
     matching = sorted(p.name for p in log_dir.glob("trek.log*"))
     assert matching == ["trek.log", "trek.log.1", "trek.log.2", "trek.log.3"]
-    assert not (log_dir / ".trek-audit.fresh").exists()
+    assert not LogDir(log_dir).fresh_file.exists()
 
 
 def test_new_files_are_created_with_mode_0640_or_tighter(log_dir: Path) -> None:
@@ -174,7 +175,10 @@ def test_new_files_are_created_with_mode_0640_or_tighter(log_dir: Path) -> None:
                 w.record("user.login")
     finally:
         os.umask(old_umask)
-    for path in log_dir.iterdir():
+    state_dir = LogDir(log_dir).state_dir
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o750
+    files = [path for path in log_dir.iterdir() if path != state_dir]
+    for path in [*files, *state_dir.iterdir()]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & ~0o640 == 0, f"{path.name} has mode {oct(mode)}"
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from trek_audit.layout import LogDir
 from trek_audit.settings import Settings
 from trek_audit.writer import AuditWriteError, AuditWriter
 from trek_audit.writer.chain import EpochKeys, evolve_key, key_id, seal_mac
@@ -189,7 +190,7 @@ def test_a_writer_that_lost_its_state_goes_on_with_the_next_epoch(log_dir: Path)
     with AuditWriter(log_dir, max_bytes=2000, backups=20) as w:
         for n in range(40):
             w.record("user.login", details={"n": n})
-        os.unlink(log_dir / ".trek-audit.lock")
+        os.unlink(LogDir(log_dir).lock_file)
         w.record("user.login")
         w.seal()
     assert_seals_verify(walk_chain(log_dir), verification_key)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from trek_audit.layout import LogDir
 from trek_audit.writer import AuditWriteError, AuditWriter
 from trek_audit.writer.line import SEQ_MAX, TS_END_NS
 from trek_audit.writer.recovery import FUTURE_SLACK_NS
@@ -23,7 +24,8 @@ from trek_audit.writer.state import LAYOUT, MAGIC, read_state
 
 from .writer_support import SHORT_MODE, assert_no_gaps, read_events, seqs
 
-LOCK = ".trek-audit.lock"
+# The writer's lock file (and state page), relative to its log directory.
+LOCK = LogDir(Path()).lock_file
 PROJECT = Path(__file__).parents[2]
 # Early 2554, near the end of what an unsigned 64-bit count of ns since 1970 can hold.
 IN_2554 = 18_430_000_000_000_000_000
@@ -60,12 +62,13 @@ def _in_a_child(body: str, *args: str) -> subprocess.CompletedProcess[str]:
 TRUNCATE_BETWEEN_RECORDS = """
     import os, sys
     from pathlib import Path
+    from trek_audit.layout import LogDir
     from trek_audit.writer import AuditWriter
 
     log_dir, size, fast = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "c"
     with AuditWriter(log_dir, fast_path=fast) as w:
         w.record("user.login")
-        os.truncate(log_dir / ".trek-audit.lock", size)
+        os.truncate(LogDir(log_dir).lock_file, size)
         w.record("user.login")
         w.record("user.login")
 """

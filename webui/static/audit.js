@@ -8,6 +8,8 @@
   const rows = document.getElementById("audit-rows");
   const status = document.getElementById("load-status");
   const catalog = JSON.parse(table.dataset.catalog || "{}");
+  // The Source column is there only when audit.db holds more than one source.
+  const showSources = table.dataset.sources === "shown";
   const formatter = new Intl.DateTimeFormat(undefined, {
     year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit",
@@ -65,6 +67,7 @@
     showLocalTime(time);
     timeCell.appendChild(time);
     tr.appendChild(timeCell);
+    if (showSources) tr.appendChild(el("td", entry.source, { class: "source" }));
     tr.appendChild(userCell(entry.user));
     const actionCell = el("td");
     actionCell.appendChild(el("code", entry.action, { title: catalog[entry.action] || "" }));
