@@ -53,7 +53,7 @@ from trek_audit.settings import Settings
 from trek_audit.store import AuditQuery, CountCache, Filter, connect, open_database, read_status
 from trek_audit.store.schema import fill_full_text, newest_row_id
 from trek_audit.writer import AuditWriter
-from trek_audit.writer.catalog import ACTIONS
+from trek_audit.writer.catalog import ACTIONS, RESERVED_ACTIONS
 from trek_audit.writer.chain import GENESIS, advance
 from trek_audit.writer.line import Event, decode, encode
 
@@ -111,7 +111,7 @@ def _oldest_first(log_dir: Path) -> list[Path]:
 def generate(log_dir: Path, events: int) -> int:
     """Write ``events`` events over trek.log.4 .. trek.log; return the bytes written."""
     rng = random.Random(20261126)
-    actions = sorted(ACTIONS)
+    actions = sorted(set(ACTIONS) - RESERVED_ACTIONS)
     log_dir.mkdir(parents=True, exist_ok=True)
     per_file = -(-events // FILES)
     seq = 0
@@ -355,7 +355,7 @@ def _indexer_run(data_dir: Path, events: int, pages: list[float]) -> IndexerRun:
     audit_db = DataDir(data_dir).audit_db
     _remove(audit_db)
     os.sync()  # each run starts on a quiet disk, not behind the last one's write-back
-    sampler = PageSampler(audit_db, sorted(ACTIONS)[0])
+    sampler = PageSampler(audit_db, sorted(set(ACTIONS) - RESERVED_ACTIONS)[0])
     sampler.start()
     output = data_dir.parent / "index-once.out"
     peak, pause = 0.0, threading.Event()
@@ -519,7 +519,7 @@ def live(work: Path, seconds: float, rate: int, idle_seconds: float) -> None:
         pause = threading.Event()
         with AuditWriter.from_settings(Settings(data_dir=data_dir)) as writer:
             rng = random.Random(7)
-            actions = sorted(ACTIONS)
+            actions = sorted(set(ACTIONS) - RESERVED_ACTIONS)
             cpu_before = cpu_seconds(indexer.pid)
             start, start_wall = time.monotonic(), time.time()
             for k in range(count):

@@ -87,7 +87,7 @@ from trek_audit.layout import DIR_MODE, LOG_FILE_MODE, LogDir
 from trek_audit.settings import SETTINGS, Settings
 
 from . import rotation
-from .catalog import ACTIONS
+from .catalog import ACTIONS, RESERVED_ACTIONS
 from .chain import advance
 from .errors import AuditWriteError, describe
 from .line import (
@@ -142,7 +142,7 @@ _NO_LIMIT = 1 << 62  # a size no file reaches
 _PLACEHOLDER_LEN = len(PLACEHOLDER)
 
 # Pre-bound for the hot path.
-_CATALOG = frozenset(ACTIONS)  # known well formed: no regex needed
+_CATALOG = frozenset(ACTIONS) - RESERVED_ACTIONS  # known well formed and recordable
 _dumps = orjson.dumps
 _OPT = orjson.OPT_APPEND_NEWLINE
 _action_match = ACTION_PATTERN.fullmatch
@@ -336,8 +336,8 @@ class AuditWriter:
         """
         # Everything is checked before any lock is taken. This is the hot path, so the common
         # cases are tested inline; the check_* functions explain what is wrong.
-        if type(action) is not str or (action not in _CATALOG and _action_match(action) is None):
-            check_action(action)
+        if type(action) is not str or action not in _CATALOG:
+            _check_recordable(action)
         # With the C fast path, C confirms the plainly valid user and details; anything else
         # gets the Python checks, which say what is wrong.
         fast = self._fast_path
@@ -790,6 +790,14 @@ class AuditWriter:
             return os.stat(path)
         except FileNotFoundError:
             return None
+
+
+def _check_recordable(action: object) -> None:
+    """Raise for an action ``record`` refuses: malformed, or one only the writer writes."""
+    if type(action) is not str or _action_match(action) is None:
+        check_action(action)
+    if action in RESERVED_ACTIONS:
+        raise ValueError(f"{action!r} is written by the writer itself (seals); record() refuses it")
 
 
 def _file_size_limit() -> int:

@@ -6,7 +6,7 @@ by the writer when it is well formed (see ``writer.line.check_action``).
 
 from __future__ import annotations
 
-__all__ = ["ACTIONS", "AREAS", "describe"]
+__all__ = ["ACTIONS", "AREAS", "RESERVED_ACTIONS", "describe"]
 
 AREAS: dict[str, dict[str, str]] = {
     "Audit log": {
@@ -85,6 +85,10 @@ AREAS: dict[str, dict[str, str]] = {
 }
 
 ACTIONS: dict[str, str] = {key: text for area in AREAS.values() for key, text in area.items()}
+
+# Written by the writer itself, never through record(): a seal an app could write would be a
+# forged seal in the log (and an incident at the indexer).
+RESERVED_ACTIONS = frozenset({"audit.seal"})
 
 
 def describe(action: str) -> str | None:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .catalog import RESERVED_ACTIONS
 from .line import ACTION_PATTERN, TS_FIRST, Event, User, check_details
 from .stamps import uuid7_time_part
 
@@ -210,12 +211,16 @@ def event_id(row: TrekRow, ts: str) -> str:
 def _action_key(action: object) -> tuple[str, bool]:
     """TREK's action as a valid key: itself if it is one, else lowercased, with every run of
     other characters as "_", and "trek." in front when it has no dotted word of its own."""
-    if isinstance(action, str) and ACTION_PATTERN.fullmatch(action):
+    if (
+        isinstance(action, str)
+        and ACTION_PATTERN.fullmatch(action)
+        and action not in RESERVED_ACTIONS
+    ):
         return action, False
     words = [re.sub(r"[^a-z0-9_]+", "_", word) for word in _text(action).lower().split(".")]
     words = [word.strip("_") for word in words if word.strip("_")]
     candidate = ".".join(words)
-    if ACTION_PATTERN.fullmatch(candidate):
+    if ACTION_PATTERN.fullmatch(candidate) and candidate not in RESERVED_ACTIONS:
         return candidate, True
     return _FALLBACK_ACTION_PREFIX + ("_".join(words) or "unknown"), True
 

@@ -88,6 +88,7 @@ INVALID = [
     (b"", "blank line"),
     (b"   \t", "blank line"),
     (b'{"action": "user.login", "resource": "\xff\xfe"}', "not UTF-8"),
+    (b'{"action": "audit.seal", "details": {"epoch": 0}}', "written by the writer itself"),
 ]
 
 
@@ -109,6 +110,7 @@ INVALID = [
         "empty-line",
         "blank-line",
         "invalid-utf8",
+        "a-seal",
     ],
 )
 def test_an_invalid_request_is_answered_invalid_and_nothing_is_written(

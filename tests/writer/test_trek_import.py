@@ -134,8 +134,9 @@ def test_details_that_are_not_a_json_object_are_kept_as_text(
         ("User.Login", "user.login"),
         ("admin.user-delete", "admin.user_delete"),
         ("", "trek.unknown"),
+        ("audit.seal", "trek.audit_seal"),  # only the writer writes seals
     ],
-    ids=["words", "one-word", "capitals", "dash", "empty"],
+    ids=["words", "one-word", "capitals", "dash", "empty", "a-seal"],
 )
 def test_an_action_the_format_refuses_is_mapped_and_the_original_kept(
     trek_db: sqlite3.Connection, trek_path: Path, data_dir: Path, action: str, key: str

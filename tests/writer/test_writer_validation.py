@@ -80,6 +80,14 @@ def test_malformed_action_raises_value_error_and_writes_nothing(
     assert_nothing_written(log_dir, audit_writer)
 
 
+def test_a_seal_cannot_be_recorded_by_an_app(log_dir: Path, audit_writer: AuditWriter) -> None:
+    # Only the writer writes seals; one recorded through the API would be a forged seal.
+    details = {"epoch": 0, "first_seq": 2, "last_seq": 1, "prev": "0" * 64, "chain": "0" * 64}
+    with pytest.raises(ValueError, match="written by the writer itself"):
+        audit_writer.record("audit.seal", details=details)
+    assert_nothing_written(log_dir, audit_writer)
+
+
 def test_well_formed_action_outside_the_catalog_is_accepted(audit_writer: AuditWriter) -> None:
     assert audit_writer.record("plugin.thing_done.v2")["action"] == "plugin.thing_done.v2"
 
