@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -11,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
-from trek_audit.store import connect
+from trek_audit.store import connect, read_status
 from trek_audit.writer.line import Event, encode
 
 
@@ -110,3 +113,28 @@ def cpu_seconds(pid: int) -> float:
     text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     fields = text.rpartition(")")[2].split()  # after the command name, state first
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# An idle indexer may use at most this share of a core, measured over IDLE_SECONDS.
+IDLE_SECONDS = 10.0
+IDLE_CPU_SHARE = 0.01
+
+
+def idle_cpu_of_trek_audit_index(data_dir: Path) -> float:
+    """CPU seconds a `trek-audit index` following ``data_dir`` uses in IDLE_SECONDS once it
+    has caught up (nothing is written meanwhile); it must still run, and stop cleanly."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trek_audit", "index", "--data-dir", str(data_dir), "--quiet"]
+    )
+    try:
+        wait_for(lambda: read_status(data_dir)["pid"] == process.pid, what="the indexer's lock")
+        wait_for(lambda: read_status(data_dir)["running"], what="the indexer")
+        threading.Event().wait(1.0)  # its first pass: nothing is left to catch up
+        before = cpu_seconds(process.pid)
+        threading.Event().wait(IDLE_SECONDS)
+        used = cpu_seconds(process.pid) - before
+        assert process.poll() is None
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    return used

@@ -27,10 +27,8 @@ from trek_audit.writer import AuditWriteError, AuditWriter
 from trek_audit.writer.chain import SEAL_ACTION
 from trek_audit.writer.seal_key import create_key_file
 
-from .logfiles import Reader, cpu_seconds, wait_for
-
-IDLE_SECONDS = 10.0
-IDLE_CPU_SHARE = 0.01  # as for an idle indexer without a key: under 1% of one core
+# As for an idle indexer without a key: under 1% of one core.
+from .logfiles import IDLE_CPU_SHARE, IDLE_SECONDS, Reader, cpu_seconds, wait_for
 
 
 def seal_seqs(log_dir: Path) -> list[int]:

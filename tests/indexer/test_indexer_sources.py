@@ -15,9 +15,15 @@ import pytest
 from trek_audit.indexer import Indexer
 from trek_audit.store import read_status
 
-from .logfiles import Reader, append, cpu_seconds, wait_for
+from .logfiles import (
+    IDLE_CPU_SHARE,
+    IDLE_SECONDS,
+    Reader,
+    append,
+    idle_cpu_of_trek_audit_index,
+    wait_for,
+)
 from .sources_support import ids_by_source, ids_on_disk, seqs_of, source_dir, source_gaps, write
-from .test_indexer_idle import IDLE_CPU_SHARE, IDLE_SECONDS
 
 HOSTS = ("web1", "web2", "web3")
 
@@ -189,17 +195,5 @@ def test_an_idle_trek_audit_index_with_several_sources_uses_under_one_percent_of
     for name in ("local", *HOSTS):
         write(source_dir(data_dir, name), 50, max_bytes=2048)  # several files each
     Indexer(data_dir).run_once()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trek_audit", "index", "--data-dir", str(data_dir), "--quiet"]
-    )
-    try:
-        wait_for(lambda: read_status(data_dir)["pid"] == process.pid, what="the indexer's lock")
-        threading.Event().wait(1.0)  # its first pass: nothing is left to catch up
-        before = cpu_seconds(process.pid)
-        threading.Event().wait(IDLE_SECONDS)
-        used = cpu_seconds(process.pid) - before
-        assert process.poll() is None
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+    used = idle_cpu_of_trek_audit_index(data_dir)
     assert used < IDLE_CPU_SHARE * IDLE_SECONDS, f"{used:.2f} s of CPU in {IDLE_SECONDS} s idle"
