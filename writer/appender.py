@@ -89,6 +89,7 @@ from trek_audit.settings import SETTINGS, Settings
 from . import rotation
 from .catalog import ACTIONS, RESERVED_ACTIONS
 from .chain import advance
+from .durable import fsync_directory
 from .errors import AuditWriteError, describe
 from .line import (
     ACTION_PATTERN,
@@ -708,11 +709,7 @@ class AuditWriter:
 
     def _fsync_dir(self) -> None:
         with contextlib.suppress(OSError):
-            dir_fd = os.open(self.log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            fsync_directory(self.log_dir)
 
     # -- descriptors ---------------------------------------------------------------------------
 

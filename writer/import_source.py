@@ -16,21 +16,19 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
 from trek_audit.layout import DIR_MODE, LOG_FILE_MODE, LogDir
 
+from .durable import fsync_directory
 from .errors import AuditWriteError, describe
 from .line import LineError, decode
-from .rotation import shift
+from .rotation import rotated_numbers, shift
 
 __all__ = ["ImportedUpTo", "SourceAppender", "imported_up_to"]
 
-_ROTATED = re.compile(r"trek\.log\.([1-9][0-9]*)")
 # Lines go out in writes of about this size: one write per line made a 100,000-row import
 # spend most of its time in system calls.
 _BATCH_BYTES = 1 << 20
@@ -45,14 +43,12 @@ class ImportedUpTo(NamedTuple):
     event_id: str  # the id of the line of the last imported row ("" if there is none)
 
 
-def rotated_numbers(logs: LogDir) -> list[int]:
-    """The N of every trek.log.N in the directory, highest (oldest) first."""
+def _rotated_numbers(logs: LogDir) -> list[int]:
+    """The N of every trek.log.N of the source, newest (1) first; none before it exists."""
     try:
-        names = os.listdir(logs.path)
+        return rotated_numbers(logs)
     except FileNotFoundError:
         return []
-    numbers = [int(m.group(1)) for name in names if (m := _ROTATED.fullmatch(name))]
-    return sorted(numbers, reverse=True)
 
 
 def imported_up_to(logs: LogDir, key: str) -> ImportedUpTo:
@@ -62,7 +58,7 @@ def imported_up_to(logs: LogDir, key: str) -> ImportedUpTo:
     Lines that are not valid events (a crash's partial line) are passed over.
     """
     seq, ts, row_id = 0, "", 0
-    for number in [0, *sorted(rotated_numbers(logs))]:
+    for number in [0, *_rotated_numbers(logs)]:
         try:
             data = logs.rotated(number).read_bytes()
         except FileNotFoundError:
@@ -184,11 +180,11 @@ class SourceAppender:
 
     def _rotate(self) -> None:
         # One backup more than the files there are: shift never replaces a kept file.
-        numbers = rotated_numbers(self.logs)
+        numbers = _rotated_numbers(self.logs)
         self._guard(lambda: os.fsync(self._log_fd))
         os.close(self._log_fd)
         self._log_fd = -1
-        self._guard(lambda: shift(self.logs, (numbers[0] if numbers else 0) + 1))
+        self._guard(lambda: shift(self.logs, (numbers[-1] if numbers else 0) + 1))
         self._guard(self._open_log)
         self.rotations += 1
 
@@ -205,7 +201,7 @@ class SourceAppender:
             size = self._end_of_last_line(size)
             os.ftruncate(self._log_fd, size)
         self._size = size
-        _fsync_dir(self.logs.path)
+        fsync_directory(self.logs.path)
 
     def _end_of_last_line(self, size: int) -> int:
         """The offset just past the last newline before ``size`` (0 if there is none)."""
@@ -234,11 +230,3 @@ class SourceAppender:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._log_fd = self._lock_fd = -1
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -24,11 +24,12 @@ from typing import BinaryIO, NamedTuple
 
 import orjson
 
-from trek_audit.layout import LOG_FILE_NAME, LogDir
+from trek_audit.layout import LogDir
 
 from .chain import GENESIS, HEAD_BYTES, SEAL_ACTION, advance
 from .errors import AuditWriteError, describe
 from .line import SEQ_MAX, Event, LineError, decode
+from .rotation import rotated_numbers
 from .stamps import ts_ns
 from .state import State
 
@@ -111,19 +112,11 @@ def kept_numbers(logs: LogDir, backups: int) -> list[int]:
     """0 (trek.log) and the numbers of the rotated files up to ``backups`` in the directory,
     newest first: one listing, where opening each possible name costs a call per number.
     """
-    numbers = [0]
     try:
-        names = os.listdir(logs.path)
+        numbers = rotated_numbers(logs)
     except OSError:
-        return numbers  # reading the files says why
-    prefix = LOG_FILE_NAME + "."
-    for name in names:
-        suffix = name[len(prefix) :]
-        if name.startswith(prefix) and suffix.isdigit() and suffix.isascii():
-            number = int(suffix)
-            if 0 < number <= backups and name == logs.rotated(number).name:
-                numbers.append(number)
-    return sorted(numbers)
+        return [0]  # reading the files says why
+    return [0, *(number for number in numbers if number <= backups)]
 
 
 class Recovered(NamedTuple):

@@ -8,9 +8,9 @@ from __future__ import annotations
 import contextlib
 import os
 
-from trek_audit.layout import LOG_FILE_MODE, LogDir
+from trek_audit.layout import LOG_FILE_MODE, LOG_FILE_NAME, LogDir
 
-__all__ = ["shift"]
+__all__ = ["rotated_numbers", "shift"]
 
 
 def shift(logs: LogDir, backups: int) -> None:
@@ -39,3 +39,18 @@ def shift(logs: LogDir, backups: int) -> None:
     for number in range(first_free, 1, -1):
         os.rename(logs.rotated(number - 1), logs.rotated(number))
     os.rename(path, logs.rotated(1))
+
+
+def rotated_numbers(logs: LogDir) -> list[int]:
+    """The N of every trek.log.N in the directory, newest (1) first: one listing, where
+    opening each possible name costs a call per number. Raises OSError when the directory
+    cannot be listed."""
+    prefix = LOG_FILE_NAME + "."
+    numbers = []
+    for name in os.listdir(logs.path):
+        suffix = name[len(prefix) :]
+        if name.startswith(prefix) and suffix.isascii() and suffix.isdigit():
+            number = int(suffix)
+            if number > 0 and name == logs.rotated(number).name:  # no "trek.log.01"
+                numbers.append(number)
+    return sorted(numbers)

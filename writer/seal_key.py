@@ -25,6 +25,7 @@ from typing import NamedTuple
 from trek_audit.layout import DIR_MODE, PRIVATE_FILE_MODE
 
 from .chain import HEAD_BYTES, key_id
+from .durable import fsync_directory
 
 __all__ = ["SealKey", "SealKeyError", "SealKeyFile", "SealKeyWatch", "create_key_file"]
 
@@ -88,11 +89,7 @@ def create_key_file(path: Path) -> bytes:
         raise
     os.close(fd)
     with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_directory(path.parent)
     return verification_key
 
 
