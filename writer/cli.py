@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
@@ -53,6 +54,23 @@ def _int64(text: str) -> int:
     return number
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+_WRITER_OPTIONS = (
+    data_dir_option,
+    setting_option("TREK_LOG_MAX_BYTES", "--max-bytes", type=click.IntRange(min=1)),
+    setting_option("TREK_LOG_BACKUPS", "--backups", type=click.IntRange(min=0)),
+    setting_option("TREK_LOG_FSYNC", "--fsync/--no-fsync"),
+)
+
+
+def writer_options(command: F) -> F:
+    """The options of a command that appends events: its data directory and writer limits."""
+    for option in reversed(_WRITER_OPTIONS):  # as if stacked in this order, top first
+        command = option(command)
+    return command
+
+
 @click.command("record")
 @click.argument("action", required=False)
 @click.option("--user-id", type=int, default=None, help="ID of the acting user.")
@@ -67,10 +85,7 @@ def _int64(text: str) -> int:
     is_flag=True,
     help="Read one JSON request per line on standard input and answer each on standard output.",
 )
-@data_dir_option
-@setting_option("TREK_LOG_MAX_BYTES", "--max-bytes", type=click.IntRange(min=1))
-@setting_option("TREK_LOG_BACKUPS", "--backups", type=click.IntRange(min=0))
-@setting_option("TREK_LOG_FSYNC", "--fsync/--no-fsync")
+@writer_options
 def record(
     action: str | None,
     user_id: int | None,
@@ -178,10 +193,7 @@ def _answer_stdin(settings: Settings) -> None:
     help="The Unix socket to listen on [default: TREK_INGEST_SOCKET, else <data>/ingest.sock].",
 )
 @click.option("--quiet", is_flag=True, help="Print nothing when it starts and stops.")
-@data_dir_option
-@setting_option("TREK_LOG_MAX_BYTES", "--max-bytes", type=click.IntRange(min=1))
-@setting_option("TREK_LOG_BACKUPS", "--backups", type=click.IntRange(min=0))
-@setting_option("TREK_LOG_FSYNC", "--fsync/--no-fsync")
+@writer_options
 def ingest(
     socket_path: Path | None,
     quiet: bool,
