@@ -274,7 +274,7 @@ class PageSampler(threading.Thread):
     def __init__(self, db_path: Path, action: str, interval: float = 0.05) -> None:
         super().__init__(name="page-sampler", daemon=True)
         self.db_path = db_path
-        self.filters = [Filter(), Filter(action=action)]
+        self.filters = [Filter(), Filter(action=(action,))]
         self.interval = interval
         self.took: list[float] = []  # seconds per page
         self.stop = threading.Event()

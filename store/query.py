@@ -1,11 +1,13 @@
-"""The panel's reads of audit.db: filtered, keyset-paginated pages, counts and a histogram.
+"""The panel's reads of audit.db: filtered, keyset-paginated pages, counts, a histogram,
+facets (``facets``), and one event with its neighbours and its seal.
 
 Every page is newest first (``ORDER BY id DESC``) and continues from a cursor, the row
 id of the last entry seen (``before``); nothing here uses OFFSET, so page 10,000 costs
 what page 1 costs. The SQL comes from ``sql``; the unfiltered total comes from the
 ``indexed`` counter instead of counting the table.
 
-Seal lines are left out unless the filter's action asks for them (``sql.leaves_out_seals``).
+Seal lines are left out unless the filter's action asks for them (``sql.leaves_out_seals``);
+only a filter without an action has any among its rows (``sql.has_seals_to_leave_out``).
 A count or histogram without them is the count of every matching row less the seal lines'
 share: both are covering-index scans (the seal lines through the action index), where a
 condition on the action would read every matching row from the table.
@@ -14,27 +16,33 @@ condition on the action would read every matching row from the table.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-from .caches import CachedCount, CachedHistogram, CountCache, HistogramCache
+from .caches import CachedCount, CachedHistogram, CountCache, FacetCache, HistogramCache
 from .calendar import UNIT_WIDTH, bucket_labels, coarsen, label_time, parse_ts, unit_for
+from .facets import Facet, count_facet, count_facets
 from .schema import SCHEMA_VERSION, connect, schema_version
 from .sql import (
+    ENTRY_COLUMNS,
+    FUNCTIONS,
     Branch,
     Statement,
     branches,
     bucket_sql,
     count_sql,
-    leaves_out_seals,
+    has_seals_to_leave_out,
     page_sql,
+    seal_action,
     seal_lines_of,
 )
 from .values import Entry, Filter, Histogram
 
 __all__ = ["AuditQuery"]
+
+_COLUMNS = ", ".join(ENTRY_COLUMNS)
 
 
 class AuditQuery:
@@ -42,6 +50,10 @@ class AuditQuery:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        for name, (arguments, function) in FUNCTIONS.items():
+            conn.create_function(name, arguments, function, deterministic=True)
+        # A facet's GROUP BY sorts its rows in a temporary b-tree: in memory, not a temp file.
+        conn.execute("PRAGMA temp_store=MEMORY")
 
     @classmethod
     def open(cls, path: str | Path) -> AuditQuery:
@@ -70,9 +82,18 @@ class AuditQuery:
 
     # -- pages -------------------------------------------------------------------------
 
-    def page(self, flt: Filter, before: int | None = None, limit: int = 100) -> list[Entry]:
-        """Return up to ``limit`` matching entries with row id below ``before``, newest first."""
-        sql, params = self._page_sql(flt, before, limit)
+    def page(
+        self,
+        flt: Filter,
+        before: int | None = None,
+        limit: int = 100,
+        through: int | None = None,
+    ) -> list[Entry]:
+        """Return up to ``limit`` matching entries with row id below ``before``, newest first.
+
+        ``through``, when given, is the lowest row id to return.
+        """
+        sql, params = self._page_sql(flt, before, limit, through=through)
         return [Entry(*row) for row in self.conn.execute(sql, params)]
 
     def newest(self, flt: Filter) -> Entry | None:
@@ -95,6 +116,51 @@ class AuditQuery:
             if len(rows) < batch:
                 return
             before = rows[-1].row_id
+
+    # -- one event ---------------------------------------------------------------------
+
+    def event(self, event_id: str) -> Entry | None:
+        """The entry of an event id (a look-up in the unique index), or None."""
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM audit_log WHERE event_id = ?",  # noqa: S608
+            (event_id,),
+        ).fetchone()
+        return None if row is None else Entry(*row)
+
+    def around(self, row_id: int, count: int = 10) -> tuple[list[Entry], list[Entry]]:
+        """The ``count`` rows before ``row_id`` and the ``count`` after it, each newest first.
+
+        Over the whole table, seal lines left out: the events next to one, as they came.
+        """
+        seal = seal_action()
+        older = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM audit_log WHERE id < ? AND action != ? "  # noqa: S608
+            "ORDER BY id DESC LIMIT ?",
+            (row_id, seal, count),
+        ).fetchall()
+        newer = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM audit_log WHERE id > ? AND action != ? "  # noqa: S608
+            "ORDER BY id ASC LIMIT ?",
+            (row_id, seal, count),
+        ).fetchall()
+        return [Entry(*row) for row in older], [Entry(*row) for row in reversed(newer)]
+
+    def covering_seal(self, entry: Entry) -> Entry | None:
+        """The seal line that vouches for ``entry``: the first of its source after its row
+        whose ``last_seq`` reaches the entry's seq; None while none does (or without a seq)."""
+        if entry.seq is None:
+            return None
+        # The (action, id) index walks the seal lines after the row, oldest first; the first
+        # of the source's usually covers it (it seals every line before itself).
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM audit_log WHERE action = ? AND id > ? "  # noqa: S608
+            "AND source = ? AND json_valid(details) "
+            "AND json_extract(details, '$.last_seq') >= ? ORDER BY id LIMIT 1",
+            (seal_action(), entry.row_id, entry.source, entry.seq),
+        ).fetchone()
+        return None if row is None else Entry(*row)
+
+    # -- counts ------------------------------------------------------------------------
 
     def count(self, flt: Filter, cache: CountCache | None = None) -> int:
         """Count the matching entries; the unfiltered total is the indexer's counter.
@@ -150,6 +216,37 @@ class AuditQuery:
         sql, params = self._page_sql(flt, before, limit)
         return [row[3] for row in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
 
+    # -- facets ------------------------------------------------------------------------
+
+    def facet(
+        self,
+        flt: Filter,
+        field: str,
+        *,
+        limit: int = 10,
+        cache: FacetCache | None = None,
+        time_limit: float = 0.5,
+    ) -> Facet:
+        """The top ``limit`` values of ``field`` (``facets.FACET_FIELDS``) among the rows of
+        ``flt``, by count; ``timed_out`` when counting took longer than ``time_limit`` seconds.
+
+        With a ``cache``, a facet counted before costs only the rows added since (see ``facets``).
+        """
+        return count_facet(self.conn, flt, field, limit=limit, cache=cache, time_limit=time_limit)
+
+    def facets(
+        self,
+        flt: Filter,
+        fields: Sequence[str],
+        *,
+        limit: int = 10,
+        cache: FacetCache | None = None,
+        time_limit: float = 0.5,
+    ) -> list[Facet]:
+        """The facets of ``fields``, in that order, reading the filter's rows once for all
+        the fields the cache cannot answer; ``time_limit`` is for them all together."""
+        return count_facets(self.conn, flt, fields, limit=limit, cache=cache, time_limit=time_limit)
+
     # -- chart -------------------------------------------------------------------------
 
     def histogram(
@@ -194,7 +291,7 @@ class AuditQuery:
         self, flt: Filter, width: int, after: int | None, before: int | None
     ) -> dict[str, int]:
         counts = self._raw_bucket_counts(flt, width, after, before)
-        if leaves_out_seals(flt):
+        if has_seals_to_leave_out(flt):
             seals = self._raw_bucket_counts(seal_lines_of(flt), width, after, before)
             for label, count in seals.items():
                 counts[label] = counts.get(label, 0) - count
@@ -223,7 +320,7 @@ class AuditQuery:
 
     def _count(self, flt: Filter, after: int | None, before: int | None) -> int:
         total = self._raw_count(flt, after, before)
-        if leaves_out_seals(flt):
+        if has_seals_to_leave_out(flt):
             total -= self._raw_count(seal_lines_of(flt), after, before)
         return total
 
@@ -244,10 +341,15 @@ class AuditQuery:
             self.conn.rollback()  # nothing was written: ending the read is all there is to do
 
     def _page_sql(
-        self, flt: Filter, before: int | None, limit: int, ascending: bool = False
+        self,
+        flt: Filter,
+        before: int | None,
+        limit: int,
+        ascending: bool = False,
+        through: int | None = None,
     ) -> Statement:
         parts: list[Branch] = branches(flt, self._until_bound)
-        return page_sql(parts, before, limit, ascending)
+        return page_sql(parts, before, limit, ascending, through)
 
     def _until_bound(self, until: str) -> int | None:
         """The largest row id with ts < until, when finding it beats scanning back from the newest.

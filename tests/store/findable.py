@@ -79,18 +79,18 @@ def check_full_text_index(db_path: Path) -> None:
 def _panel_filters(row: Entry) -> dict[str, Filter]:
     """The panel's filters that must find ``row``, by what they look up."""
     filters = {
-        "action": Filter(action=row.action),
+        "action": Filter(action=(row.action,)),
         "ts": Filter(since=row.ts),
         "q": Filter(q=f"trip {row.seq}"),
     }
     if row.ip is not None:
-        filters["ip"] = Filter(ip=row.ip)
+        filters["ip"] = Filter(ip=(row.ip,))
     if row.username is not None:
-        filters["username"] = Filter(user=row.username)
+        filters["username"] = Filter(user=(row.username,))
     if row.email is not None:
-        filters["email"] = Filter(user=row.email)
+        filters["email"] = Filter(user=(row.email,))
     if row.user_id is not None:
-        filters["user_id"] = Filter(user=str(row.user_id))
+        filters["user_id"] = Filter(user=(str(row.user_id),))
     return filters
 
 
