@@ -1,32 +1,63 @@
-"""Reading the query string: filters, cursor and page size, each refused by name when bad."""
+"""Reading the query string: the filter as typed and as the store takes it, the zone, the cursor.
+
+``read_query`` never refuses a request: each bad value is reported under its key and left out
+of the filter, so the page can show the boxes as typed with the problem next to the field.
+``parse_filter`` is the same reading for the API and the exports, which refuse the first bad
+value with a ``ParameterError`` (a 400 naming the parameter).
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import MultiDict
 
 from trek_audit.layout import SOURCE_NAME_PATTERN
-from trek_audit.store import Filter
+from trek_audit.store import FILTER_FIELDS, Filter, parse_ip_pattern
 from trek_audit.writer.line import ACTION_PATTERN
 
-__all__ = ["FILTER_PARAMETERS", "ParameterError", "parse_filter", "parse_page"]
+from .timerange import DEFAULT_ZONE, parse_time, read_zone, stored_form
 
-# The parameters of one value each; ``source`` may have several.
-_SINGLE_PARAMETERS = ("action", "user", "ip", "q", "since", "until")
-FILTER_PARAMETERS = (*_SINGLE_PARAMETERS, "source")
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EXCLUDED",
+    "FILTER_PARAMETERS",
+    "MAX_LIMIT",
+    "MAX_THROUGH_ROWS",
+    "MAX_VALUES",
+    "MULTI_VALUE_KEYS",
+    "ZONE_COOKIE",
+    "PageRequest",
+    "ParameterError",
+    "Query",
+    "parse_filter",
+    "parse_page",
+    "read_query",
+    "valid_query",
+]
+
+ZONE_COOKIE = "trek_tz"
+# The URL keys that repeat (any of their values) are the Filter's multi-value fields; each
+# takes exclusions (none of their values) too, under its key with "!" added: ip!=10.0.0.1.
+MULTI_VALUE_KEYS = FILTER_FIELDS
+EXCLUDED = "!"
+_SINGLE_VALUE_KEYS = ("q", "since", "until")
+_MULTI_VALUE_PARAMETERS = (*MULTI_VALUE_KEYS, *(key + EXCLUDED for key in MULTI_VALUE_KEYS))
+FILTER_PARAMETERS = (*_MULTI_VALUE_PARAMETERS, *_SINGLE_VALUE_KEYS)
+# Each value of a field is a branch or an IN term of the query (see store.sql): more than any
+# investigation types, few enough to keep a query cheap.
+MAX_VALUES = 20
+_MAX_LENGTH = {"user": 320, "ip": 100, "resource": 2000, "q": 500, "since": 100, "until": 100}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
-_MAX_LENGTH = {"user": 320, "ip": 100, "q": 500}
-# More sources than any panel lists: each is a branch of the query (see store.sql).
-MAX_SOURCES = 20
-# A calendar date, extended (2026-11-26) or basic (20261126): a whole day.
-_DATE = re.compile(r"(?P<year>\d{4})(?P<sep>-?)(?P<month>\d{2})(?P=sep)(?P<day>\d{2})", re.ASCII)
-# A calendar date with a time of day (and maybe an offset): one instant, which
-# ``datetime.fromisoformat`` then reads and checks.
-_DATE_TIME = re.compile(r"\d{4}(-?)\d{2}\1\d{2}[Tt ]\d{2}\S*", re.ASCII)
+# The rows a page shows with ``through`` (the newest down to a row once seen): a reload after
+# many Load mores, bounded so that one request stays small.
+MAX_THROUGH_ROWS = 1000
 
 
 class ParameterError(ValueError):
@@ -38,55 +69,251 @@ class ParameterError(ValueError):
         self.message = message
 
 
-def parse_filter(args: Mapping[str, str]) -> Filter:
-    """Build the Filter from action, user, ip, q, since, until and source; empty is unset.
+@dataclass(frozen=True)
+class Query:
+    """The filter of a request, its parameters as typed, its zone and what was wrong with it.
 
-    ``source`` may be given several times, or as one comma-separated value, or both.
+    ``params`` keeps every filter value as typed (stripped; relative times stay relative), in
+    URL order (a key's values together, where the key first appears), bad ones included so
+    that the boxes show them; a comma-separated ``source`` is one pair per name. ``tz`` is
+    the zone parameter as typed ("" when the zone came from the cookie or is the default);
+    links keep it.
     """
-    values = {name: (args.get(name) or "").strip() or None for name in _SINGLE_PARAMETERS}
-    for name, limit in _MAX_LENGTH.items():
-        value = values[name]
-        if value is not None and len(value) > limit:
-            raise ParameterError(name, f"{name} is longer than {limit} characters")
-    action = values["action"]
-    if action is not None and ACTION_PATTERN.fullmatch(action) is None:
-        raise ParameterError("action", "action must be an action key such as user.login")
-    since = _timestamp("since", values["since"], end_of_day=False)
-    until = _timestamp("until", values["until"], end_of_day=True)
-    if since is not None and until is not None and until <= since:
-        raise ParameterError("until", "until must be later than since")
-    return Filter(
-        action=action,
-        user=values["user"],
-        ip=values["ip"],
-        q=values["q"],
-        since=since,
-        until=until,
-        source=_sources(args),
+
+    filter: Filter
+    params: list[tuple[str, str]]
+    zone: ZoneInfo
+    zone_name: str
+    errors: dict[str, str]
+    tz: str = ""
+
+    def value(self, key: str) -> str:
+        """The typed value of a one-value key (q, since, until, tz; "" when unset): for boxes."""
+        if key == "tz":
+            return self.tz
+        return next((value for name, value in self.params if name == key), "")
+
+    def values(self, key: str) -> list[str]:
+        """Every typed value of a repeatable key, in URL order."""
+        return [value for name, value in self.params if name == key]
+
+    def link(
+        self,
+        add: tuple[str, str] | None = None,
+        remove: tuple[str, str] | None = None,
+        **extra: str,
+    ) -> str:
+        """``?...`` for this filter with a pair added and/or removed, and ``extra`` keys set.
+
+        Adding a value of a one-value key (q, since, until) replaces it; adding ``ip=X`` drops
+        ``ip!=X`` and the other way round. ``extra`` sets each key to one value ("" drops it).
+        The cursor (before, through) is left out; the typed zone is kept.
+        """
+        pairs = [pair for pair in self.params if pair != remove]
+        if add is not None:
+            key, value = add
+            opposite = (key[:-1] if key.endswith(EXCLUDED) else key + EXCLUDED, value)
+            pairs = [
+                pair
+                for pair in pairs
+                if pair != opposite and (key not in _SINGLE_VALUE_KEYS or pair[0] != key)
+            ]
+            if add not in pairs:
+                pairs.append(add)
+        settings = {"tz": self.tz, **extra}
+        pairs = [pair for pair in pairs if pair[0] not in settings]
+        pairs.extend((key, value) for key, value in settings.items() if value)
+        # Characters a query may carry as they are stay readable: ip!=10.0.0.0/8, 185.220.*.
+        return "?" + urlencode(pairs, safe="!*:/@")
+
+
+def read_query(
+    args: Mapping[str, str], *, zone_cookie: str | None = None, now: datetime | None = None
+) -> Query:
+    """Read the filter, zone and times of a query string; never raises.
+
+    The zone is the ``tz`` parameter, else the ``trek_tz`` cookie, else UTC; a bad ``tz`` is
+    an error (and the cookie or UTC is used), a bad cookie is ignored. Unknown keys are ignored.
+    """
+    reading = _Reading()
+    tz = _one(args, "tz")
+    zone_name = DEFAULT_ZONE
+    for candidate, reported in ((tz, True), (zone_cookie or "", False)):
+        if not candidate:
+            continue
+        try:
+            read_zone(candidate)
+        except ValueError as error:
+            if reported:
+                reading.fail("tz", f"tz {error}")
+            continue
+        zone_name = candidate
+        break
+    zone = ZoneInfo(zone_name)
+    for key, value in _pairs(args):
+        if key in _MULTI_VALUE_PARAMETERS:
+            names = value.split(",") if key.startswith("source") else [value]
+            for name in (name.strip() for name in names):
+                if name:
+                    reading.params.append((key, name))
+    for key in _SINGLE_VALUE_KEYS:
+        if value := _one(args, key):
+            reading.params.append((key, value))
+    for key in _MULTI_VALUE_PARAMETERS:
+        reading.check_values(key)
+    q = reading.text("q")
+    times = reading.times(zone, now or datetime.now(UTC))
+    kept = reading.kept
+    flt = Filter(
+        action=kept("action"),
+        user=kept("user"),
+        ip=kept("ip"),
+        resource=kept("resource"),
+        source=kept("source"),
+        q=q,
+        since=times.get("since"),
+        until=times.get("until"),
+        not_action=kept("action!"),
+        not_user=kept("user!"),
+        not_ip=kept("ip!"),
+        not_resource=kept("resource!"),
+        not_source=kept("source!"),
     )
+    return Query(flt, reading.params, zone, zone_name, reading.errors, tz)
 
 
-def _sources(args: Mapping[str, str]) -> tuple[str, ...]:
-    given = args.getlist("source") if isinstance(args, MultiDict) else [args.get("source") or ""]
-    names = {name.strip() for value in given for name in value.split(",")} - {""}
-    for name in names:
-        if SOURCE_NAME_PATTERN.fullmatch(name) is None:
-            raise ParameterError(
-                "source", "source must be a source name such as local or web-2 (or several)"
-            )
-    if len(names) > MAX_SOURCES:
-        raise ParameterError("source", f"source names at most {MAX_SOURCES} sources")
-    return tuple(sorted(names))
+def valid_query(
+    args: Mapping[str, str], *, zone_cookie: str | None = None, now: datetime | None = None
+) -> Query:
+    """``read_query``, raising ParameterError for the first bad value instead of leaving it out."""
+    query = read_query(args, zone_cookie=zone_cookie, now=now)
+    for key, message in query.errors.items():
+        raise ParameterError(key, message)
+    return query
 
 
-def parse_page(args: Mapping[str, str]) -> tuple[int | None, int]:
-    """Return (before, limit): the cursor (a row id) and the page size, 1 to MAX_LIMIT."""
+def parse_filter(
+    args: Mapping[str, str], *, zone_cookie: str | None = None, now: datetime | None = None
+) -> Filter:
+    """The Filter of a query string; ParameterError (the API's 400) for the first bad value."""
+    return valid_query(args, zone_cookie=zone_cookie, now=now).filter
+
+
+class PageRequest(NamedTuple):
+    """The rows a page shows: below ``before``, at most ``limit``, none below ``through``."""
+
+    before: int | None
+    limit: int
+    through: int | None
+
+
+def parse_page(args: Mapping[str, str]) -> PageRequest:
+    """The cursor (a row id), the page size (1 to MAX_LIMIT) and the lowest row id to show.
+
+    ``through`` asks for every row from ``before`` (or the newest) down to that row id,
+    which must be below ``before``.
+    """
     before = _positive_int(args, "before", None)
     limit = _positive_int(args, "limit", DEFAULT_LIMIT)
+    through = _positive_int(args, "through", None)
     assert limit is not None
     if limit > MAX_LIMIT:
         raise ParameterError("limit", f"limit must be at most {MAX_LIMIT}")
-    return before, limit
+    if through is not None and before is not None and through >= before:
+        raise ParameterError("through", "through must be a row id below before")
+    return PageRequest(before, limit, through)
+
+
+class _Reading:
+    """The state of one ``read_query``: typed pairs, errors by key, and the values kept."""
+
+    def __init__(self) -> None:
+        self.params: list[tuple[str, str]] = []
+        self.errors: dict[str, str] = {}
+        self._kept: dict[str, tuple[str, ...]] = {}
+
+    def fail(self, key: str, message: str) -> None:
+        """Report ``message`` (a sentence naming ``key``) unless ``key`` has one already."""
+        self.errors.setdefault(key, message)
+
+    def kept(self, key: str) -> tuple[str, ...]:
+        """The good values of ``key``."""
+        return self._kept.get(key, ())
+
+    def check_values(self, key: str) -> None:
+        given = [value for name, value in self.params if name == key]
+        if len(set(given)) > MAX_VALUES:
+            self.fail(key, f"{key} takes at most {MAX_VALUES} different values")
+            return
+        kept = []
+        for value in given:
+            problem = _problem(key, value)
+            if problem is None:
+                kept.append(value)
+            else:
+                self.fail(key, problem)
+        self._kept[key] = tuple(kept)
+
+    def text(self, key: str) -> str | None:
+        """The value of a free-text key, None when unset or too long."""
+        value = self.value(key)
+        if value is not None and len(value) > _MAX_LENGTH[key]:
+            self.fail(key, f"{key} is longer than {_MAX_LENGTH[key]} characters")
+            return None
+        return value
+
+    def times(self, zone: ZoneInfo, now: datetime) -> dict[str, str]:
+        """The stored forms of since and until; a bad or too early until is left out."""
+        moments: dict[str, datetime] = {}
+        for key in ("since", "until"):
+            value = self.text(key)
+            if value is None:
+                continue
+            try:
+                moments[key] = parse_time(value, zone, now=now, end=key == "until")
+            except ValueError as error:
+                self.fail(key, f"{key} {error}")
+        if "since" in moments and "until" in moments and moments["until"] <= moments["since"]:
+            self.fail("until", "until must be later than since")
+            del moments["until"]
+        return {key: stored_form(moment) for key, moment in moments.items()}
+
+    def value(self, key: str) -> str | None:
+        return next((value for name, value in self.params if name == key), None)
+
+
+def _problem(key: str, value: str) -> str | None:
+    """What is wrong with one value of a multi-value key (``ip`` or ``ip!``), None if nothing."""
+    field = key.removesuffix(EXCLUDED)
+    limit = _MAX_LENGTH.get(field)
+    if limit is not None and len(value) > limit:
+        return f"{key} is longer than {limit} characters"
+    if field == "action" and ACTION_PATTERN.fullmatch(value) is None:
+        return f"{key} must be an action key such as user.login"
+    if field == "source" and SOURCE_NAME_PATTERN.fullmatch(value) is None:
+        return f"{key} must be a source name such as local or web-2 (or several)"
+    if field == "ip":
+        try:
+            parse_ip_pattern(value)
+        except ValueError as error:
+            # The store's message names the value and says what is wrong with it.
+            return f"{key}: {error}"
+    return None
+
+
+def _field(key: str) -> str:
+    """The Filter field of a URL key: ``ip`` is ``ip``, ``ip!`` is ``not_ip``."""
+    return "not_" + key[:-1] if key.endswith(EXCLUDED) else key
+
+
+def _pairs(args: Mapping[str, str]) -> list[tuple[str, str]]:
+    if isinstance(args, MultiDict):
+        return list(args.items(multi=True))
+    return list(args.items())
+
+
+def _one(args: Mapping[str, str], key: str) -> str:
+    return (args.get(key) or "").strip()
 
 
 def _positive_int(args: Mapping[str, str], name: str, default: int | None) -> int | None:
@@ -99,40 +326,3 @@ def _positive_int(args: Mapping[str, str], name: str, default: int | None) -> in
     if number < 1:
         raise ParameterError(name, f"{name} must be a positive whole number")
     return number
-
-
-def _timestamp(name: str, raw: str | None, *, end_of_day: bool) -> str | None:
-    """Accept a date or an ISO 8601 date-time; without an offset it is UTC. Returns the stored form.
-
-    A date (2026-11-26 or 20261126) is the whole day: as ``since`` its first instant, as
-    ``until`` (exclusive) the next day's, so until=2026-11-26 includes the 26th in either form.
-    Other ISO forms that name a span longer than an instant (a week, a day of the year) are
-    refused rather than read as their first midnight.
-    """
-    if raw is None:
-        return None
-    text = raw.replace("z", "Z")
-    day = _DATE.fullmatch(text)
-    try:
-        if day is not None:
-            moment = datetime(int(day["year"]), int(day["month"]), int(day["day"]), tzinfo=UTC)
-        elif _DATE_TIME.fullmatch(text) is not None:
-            moment = datetime.fromisoformat(text)
-        else:
-            raise ValueError(text)
-    except ValueError:
-        raise ParameterError(
-            name,
-            f"{name} must be a date such as 2026-11-26 or 20261126, or a date-time such as "
-            "2026-11-26T13:00 (UTC unless an offset such as +01:00 is given)",
-        ) from None
-    try:
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        if end_of_day and day is not None:
-            moment += timedelta(days=1)
-    except OverflowError:
-        raise ParameterError(name, f"{name} is out of range") from None
-    return (
-        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
-        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z"
-    )

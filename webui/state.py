@@ -17,7 +17,7 @@ from typing import Any
 from flask import abort, current_app, g, request
 
 from trek_audit.settings import Settings
-from trek_audit.store import AuditQuery, CountCache, HistogramCache
+from trek_audit.store import AuditQuery, CountCache, FacetCache, HistogramCache
 from trek_audit.writer import AuditWriteError, AuditWriter
 from trek_audit.writer.client_ip import client_ip
 
@@ -62,6 +62,7 @@ class PanelState:
         self._queries: list[AuditQuery] = []
         self.counts = CountCache()
         self.histograms = HistogramCache(64)
+        self.facets = FacetCache()
 
     def audit_query(self) -> AuditQuery | None:
         """This thread's query layer over audit.db, or None before the indexer created it.

@@ -1,4 +1,4 @@
-"""since and until: a date is a whole day in either ISO form; other date forms are refused."""
+"""since and until: a date is a whole day in the zone, in either ISO form; others are refused."""
 
 from __future__ import annotations
 
@@ -92,3 +92,25 @@ def test_other_iso_forms_are_refused_rather_than_read_as_a_midnight(
     page = admin_client.get(f"/admin/audit?{parameter}={value}")
     assert page.status_code == 400
     assert "20261126" in page.get_data(as_text=True)  # the message shows the forms it takes
+
+
+def test_a_date_is_a_whole_day_in_the_chosen_zone(
+    admin_client: FlaskClient, three_days: None
+) -> None:
+    # November 2nd in Berlin (UTC+01:00) runs from 23:00 UTC on the 1st to 23:00 UTC on the 2nd.
+    first_in_berlin = FIRST_OF_THE_2ND - 60
+    expected_total = 24 * 60
+    query = "since=2026-11-02&until=2026-11-02"
+    assert api_total(admin_client, query + "&tz=Europe/Berlin") == expected_total
+    later = api_total(admin_client, "since=2026-11-02&tz=Europe/Berlin")
+    assert later == EVENTS - first_in_berlin + 1
+    admin_client.set_cookie("trek_tz", "Europe/Berlin")
+    assert api_total(admin_client, "since=2026-11-02") == later
+
+
+def test_a_date_time_with_an_offset_ignores_the_zone(
+    admin_client: FlaskClient, three_days: None
+) -> None:
+    utc = api_total(admin_client, "until=2026-11-02T13:00Z")
+    assert api_total(admin_client, "until=2026-11-02T13:00Z&tz=Asia/Kolkata") == utc
+    assert api_total(admin_client, "until=2026-11-02T13:00&tz=Asia/Kolkata") == utc - 330
