@@ -45,6 +45,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "trek_audit.webui.cli:admin",
         "Manage panel accounts (stored in <data>/accounts.db).",
     ),
+    "token": LazyCommand(
+        "trek_audit.webui.cli:token",
+        "Manage the panel's read-only API tokens (stored in <data>/accounts.db).",
+    ),
     "seal": LazyCommand(
         "trek_audit.writer.seal_cli:seal",
         "Manage the sealing key that makes the log tamper-evident.",

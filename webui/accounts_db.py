@@ -1,4 +1,4 @@
-"""<data>/accounts.db: the panel's own file, shared by accounts, the login throttle and sessions.
+"""<data>/accounts.db: the panel's own file: accounts, API tokens, the login throttle, sessions.
 
 The file is separate from audit.db, which only the indexer writes. Throttling and ended
 sessions live in it too, so that every gunicorn worker sees the same failures and logouts.
@@ -46,6 +46,15 @@ CREATE INDEX IF NOT EXISTS login_failures_ip ON login_failures (ip, at);
 CREATE TABLE IF NOT EXISTS ended_sessions (
     sid TEXT PRIMARY KEY,
     until REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    last_used TEXT,
+    revoked TEXT
 );
 """
 

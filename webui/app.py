@@ -20,10 +20,12 @@ from .accounts_page import accounts_page
 from .api import api
 from .audit import audit
 from .auth import auth
+from .events import events
 from .health import health
 from .secret_key import load_or_create_secret_key
 from .security import check_csrf, csrf_token, load_account, secure_headers, wants_json
 from .state import EXTENSION, PanelState, current_state, release_db
+from .tokens_page import tokens_page
 
 __all__ = ["create_app"]
 
@@ -75,7 +77,9 @@ def create_app(settings: Settings | Mapping[str, str] | None = None) -> Flask:
 
     app.register_blueprint(auth)
     app.register_blueprint(audit)
+    app.register_blueprint(events)
     app.register_blueprint(accounts_page)
+    app.register_blueprint(tokens_page)
     app.register_blueprint(api)
     app.register_blueprint(health)
     return app

@@ -1,7 +1,8 @@
-"""``trek-audit serve`` and ``trek-audit admin create|set-password``."""
+"""``trek-audit serve``, ``trek-audit admin create|set-password`` and ``trek-audit token``."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from trek_audit.settings import Settings
 from .account_change import account_change
 from .accounts import ROLES, AccountError
 from .accounts_db import AccountsDB
+from .tokens import TokenError, TokenStore
 
-__all__ = ["admin", "serve"]
+__all__ = ["admin", "serve", "token"]
 
 
 @click.command("serve")
@@ -149,6 +151,116 @@ def set_password(data_dir: Path | None, name: str, password_stdin: bool) -> None
     except AccountError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"password of {name!r} changed")
+
+
+@click.group("token")
+def token() -> None:
+    """Manage the panel's read-only API tokens (stored in <data>/accounts.db).
+
+    A token reads the JSON API and the exports, sent as ``Authorization: Bearer <token>``.
+
+    \b
+    Examples:
+        trek-audit token create siem-export
+        trek-audit token list --json
+        trek-audit token revoke siem-export
+    """
+
+
+@token.command("create")
+@data_dir_option
+@click.argument("name")
+def token_create(data_dir: Path | None, name: str) -> None:
+    """Create a token named NAME and print its secret, once, on the last line.
+
+    Only a hash of the secret is kept: copy it now.
+
+    \b
+    Examples:
+        trek-audit token create siem-export
+        SECRET=$(trek-audit token create nightly-backup | tail -n 1)
+    """
+    settings = load_settings(data_dir=data_dir)
+    try:
+        with AccountsDB(settings.data.accounts_db) as db, account_change(db) as accounts:
+            created, secret = TokenStore(accounts.db).create(name, created_by=_CLI)
+            _record_or_refuse(
+                settings,
+                "admin.token_create",
+                f"the token {name!r} was not created",
+                resource=created.name,
+                details={"name": created.name, "via": _CLI},
+            )
+    except TokenError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"created token {name!r}; copy it now, it is not shown again:", err=True)
+    click.echo(secret)
+
+
+@token.command("revoke")
+@data_dir_option
+@click.argument("name")
+def token_revoke(data_dir: Path | None, name: str) -> None:
+    """Revoke the token named NAME: refused from now on, it stays listed.
+
+    \b
+    Example:
+        trek-audit token revoke siem-export
+    """
+    settings = load_settings(data_dir=data_dir)
+    try:
+        with AccountsDB(settings.data.accounts_db) as db, account_change(db) as accounts:
+            TokenStore(accounts.db).revoke(name)
+            _record_or_refuse(
+                settings,
+                "admin.token_revoke",
+                f"the token {name!r} was not revoked",
+                resource=name,
+                details={"name": name, "via": _CLI},
+            )
+    except TokenError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"revoked token {name!r}")
+
+
+@token.command("list")
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of objects instead.")
+def token_list(data_dir: Path | None, as_json: bool) -> None:
+    """List every token (revoked ones too) with when and by whom it was made and last used.
+
+    \b
+    Examples:
+        trek-audit token list
+        trek-audit token list --json | jq -r '.[] | select(.revoked == null) | .name'
+    """
+    settings = load_settings(data_dir=data_dir)
+    with AccountsDB(settings.data.accounts_db) as db:
+        tokens = TokenStore(db).list()
+    if as_json:
+        click.echo(json.dumps([item.as_dict() for item in tokens], indent=2))
+        return
+    header = ("NAME", "CREATED", "BY", "LAST USED", "STATE")
+    rows = [
+        (
+            item.name,
+            item.created,
+            item.created_by,
+            item.last_used or "never",
+            f"revoked {item.revoked}" if item.revoked else "active",
+        )
+        for item in tokens
+    ]
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+# What the CLI's token events and tokens name as their maker: whoever can run the command on
+# the data directory (the panel names the signed-in admin instead).
+_CLI = "cli"
 
 
 def _record_or_refuse(

@@ -1,4 +1,9 @@
-"""Sessions, CSRF tokens, access rules and the headers every response carries."""
+"""Sessions, CSRF tokens, access rules and the headers every response carries.
+
+Two roles sign in: an admin (everything) and a viewer (reads the audit log: the Audit page,
+event pages, the API and the exports; not the accounts or tokens pages). An API token reads
+what a viewer reads through ``TOKEN_ENDPOINTS`` only, and never starts or changes a session.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,22 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .accounts import Account
 from .state import current_state
+from .tokens import ApiToken, TokenStore
 
 __all__ = [
     "CSP",
+    "TOKEN_ENDPOINTS",
+    "actor_details",
     "check_csrf",
     "csrf_token",
     "current_account",
+    "current_token",
     "end_session",
     "load_account",
     "require_admin",
     "require_login",
+    "require_reader",
+    "require_reader_or_token",
     "secure_headers",
     "start_session",
     "wants_json",
@@ -31,6 +42,15 @@ CSP = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 _UNSAFE_METHODS = frozenset(("POST", "PUT", "PATCH", "DELETE"))
+
+# The endpoints an API token reaches: reads a script needs (entries, facets, one event,
+# exports). Every one is a GET; no endpoint that changes anything is here.
+TOKEN_ENDPOINTS = frozenset(
+    {"api.audit_entries", "api.audit_facets", "audit.export", "events.event_json"}
+)
+_BEARER = "bearer"
+# Endpoints that read a Bearer header of their own (TREK_METRICS_TOKEN), or need no login.
+_OWN_BEARER = frozenset({"health.metrics", "health.healthz", "static"})
 
 
 def csrf_token() -> str:
@@ -74,12 +94,23 @@ def end_session() -> None:
     session.clear()
 
 
-def load_account() -> None:
-    """Find the signed-in account; a session signed before a password change is dropped."""
+def load_account() -> BaseResponse | None:
+    """Find the signed-in account; a session signed before a password change is dropped.
+
+    A request with a Bearer token is the token's alone: its cookie is neither read nor
+    cleared, so that no Set-Cookie ever answers a token; and it is refused (401) on every
+    endpoint but TOKEN_ENDPOINTS (and those with a Bearer of their own, /metrics), before
+    any page, form or CSRF check sees it.
+    """
     g.account = None
+    if _bearer() is not None:
+        # No endpoint: the URL matched no route, and its 404 (or 405) says more than a 401.
+        if request.endpoint is None or request.endpoint in TOKEN_ENDPOINTS | _OWN_BEARER:
+            return None
+        return _deny_token("API tokens are accepted by the API and the exports only")
     uid, version, sid = session.get("uid"), session.get("ver"), session.get("sid")
     if uid is None:
-        return
+        return None
     state = current_state()
     account = state.accounts.get(uid)
     if (
@@ -89,12 +120,38 @@ def load_account() -> None:
         or state.ended_sessions.has_ended(sid)
     ):
         session.clear()
-        return
+        return None
     g.account = account
+    return None
 
 
 def current_account() -> Account | None:
     return g.get("account")
+
+
+def current_token() -> ApiToken | None:
+    """The API token the request came with, once ``require_reader_or_token`` accepted it."""
+    return g.get("api_token")
+
+
+def actor_details() -> dict[str, str]:
+    """``{"token": name}`` when the request came with a token, else ``{}``: for event details."""
+    token = current_token()
+    return {"token": token.name} if token is not None else {}
+
+
+def _bearer() -> str | None:
+    """The credentials of an ``Authorization: Bearer`` header ("" when empty), None without one.
+
+    Other schemes (Basic...) are no credentials of this panel: ignored, as before tokens.
+    """
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != _BEARER:
+        return None
+    return credentials.strip()
 
 
 def wants_json() -> bool:
@@ -114,6 +171,36 @@ def require_login() -> BaseResponse | None:
     if current_account() is None:
         return _deny_anonymous()
     return None
+
+
+def require_reader() -> BaseResponse | None:
+    """Blueprint guard: any signed-in account, admin or viewer."""
+    return require_login()
+
+
+def require_reader_or_token() -> BaseResponse | None:
+    """Blueprint guard: a signed-in account, or a valid Bearer token on a TOKEN_ENDPOINTS one.
+
+    A Bearer header decides alone, whatever cookie comes with it: a wrong, revoked or
+    malformed token, or a token on any other endpoint, is a 401.
+    """
+    secret = _bearer()
+    if secret is None:
+        return require_reader()
+    if request.endpoint not in TOKEN_ENDPOINTS:
+        return _deny_token("API tokens are accepted by the API and the exports only")
+    token = TokenStore(current_state().accounts_db).verify(secret)
+    if token is None:
+        return _deny_token("invalid or revoked token")
+    g.api_token = token
+    return None
+
+
+def _deny_token(message: str) -> BaseResponse:
+    response = jsonify(error=message)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
 
 
 def require_admin() -> BaseResponse | None:

@@ -52,6 +52,8 @@ AREAS: dict[str, dict[str, str]] = {
         "admin.packing_template_delete": "Packing template deleted",
         "admin.default_user_settings_update": "Default user settings updated",
         "admin.demo_baseline_save": "Demo baseline snapshot saved",
+        "admin.token_create": "API token of the audit panel created (resource = token name)",
+        "admin.token_revoke": "API token of the audit panel revoked (resource = token name)",
         "settings.app_update": "App settings updated (SMTP, webhooks, MFA policy, etc.)",
     },
     "Backups": {

@@ -69,6 +69,7 @@ def test_the_group_knows_every_command_without_importing_it() -> None:
         "seal",
         "serve",
         "status",
+        "token",
         "verify",
     ]
 

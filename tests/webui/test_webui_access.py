@@ -21,6 +21,7 @@ PAGES = [
     "/admin/audit/export.ndjson",
     "/admin/audit/chart.svg",
     "/admin/accounts",
+    "/admin/tokens",
 ]
 
 
@@ -37,15 +38,35 @@ def test_anonymous_api_call_gets_401_json(client: FlaskClient) -> None:
     assert json_body(response) == {"error": "login required"}
 
 
-@pytest.mark.parametrize("path", [p for p in PAGES if p != "/"], ids=[p for p in PAGES if p != "/"])
+ADMIN_PAGES = ["/admin/accounts", "/admin/tokens"]
+READER_PAGES = [p for p in PAGES if p not in ("/", *ADMIN_PAGES)]
+
+
+@pytest.mark.parametrize("path", ADMIN_PAGES, ids=ADMIN_PAGES)
 def test_viewer_gets_403_on_admin_pages(viewer_client: FlaskClient, path: str) -> None:
     assert viewer_client.get(path).status_code == 403
 
 
-def test_viewer_gets_403_json_from_api(viewer_client: FlaskClient) -> None:
+@pytest.mark.parametrize("path", READER_PAGES, ids=READER_PAGES)
+def test_viewer_reads_the_audit_pages(viewer_client: FlaskClient, db: object, path: str) -> None:
+    assert viewer_client.get(path).status_code == 200
+
+
+def test_viewer_reads_the_api(viewer_client: FlaskClient, db: object) -> None:
     response = viewer_client.get("/api/admin/audit")
-    assert response.status_code == 403
-    assert "error" in json_body(response)
+    assert response.status_code == 200
+    assert json_body(response) == {"entries": [], "total": 0, "next": None}
+
+
+def test_the_menu_shows_audit_to_everyone_and_accounts_and_tokens_to_admins(
+    viewer_client: FlaskClient, admin_client: FlaskClient
+) -> None:
+    viewer_nav = viewer_client.get("/account/password").get_data(as_text=True)
+    assert 'href="/admin/audit">Audit<' in viewer_nav
+    assert "/admin/accounts" not in viewer_nav and "/admin/tokens" not in viewer_nav
+    admin_nav = admin_client.get("/account/password").get_data(as_text=True)
+    for link in ('href="/admin/audit">Audit<', 'href="/admin/accounts">', 'href="/admin/tokens">'):
+        assert link in admin_nav
 
 
 def test_viewer_may_change_own_password_page(viewer_client: FlaskClient) -> None:
@@ -128,7 +149,10 @@ def test_login_with_wrong_csrf_token_is_403(client: FlaskClient) -> None:
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("path", ["/logout", "/account/password", "/admin/accounts"])
+@pytest.mark.parametrize(
+    "path",
+    ["/logout", "/account/password", "/admin/accounts", "/admin/tokens", "/admin/tokens/x/revoke"],
+)
 def test_state_changing_posts_need_the_csrf_token(admin_client: FlaskClient, path: str) -> None:
     assert admin_client.post(path, data={}).status_code == 400
     assert admin_client.post(path, data={"csrf_token": "nope"}).status_code == 403
@@ -198,7 +222,7 @@ def test_every_response_forbids_framing_and_inline_script(client: FlaskClient) -
 def test_pages_have_no_inline_script(admin_client: FlaskClient, db: object) -> None:
     import re
 
-    for path in ("/login", "/admin/audit", "/admin/accounts", "/account/password"):
+    for path in ("/login", "/admin/audit", "/admin/accounts", "/admin/tokens", "/account/password"):
         html = admin_client.get(path).get_data(as_text=True)
         for tag in re.findall(r"<script[^>]*>", html):
             assert "src=" in tag, f"inline script on {path}"

@@ -27,38 +27,18 @@ from trek_audit.webui.accounts import Accounts
 from trek_audit.webui.accounts_db import AccountsDB
 from trek_audit.writer import AuditWriteError, AuditWriter, decode
 
-from .webui_support import ADMIN, VIEWER, csrf_from, log_in, state_of
+from .webui_support import ADMIN, VIEWER, csrf_from, log_in, small_log_disk, state_of
 
 REFUSED = "The audit log cannot be written"
 # The shortest action key there is: events that fill trek.log's last page to the brim.
 FILLER = "x.y"
 
 
-def _skip_or_fail(reason: str) -> None:
-    """Skip where a tmpfs cannot be mounted (not root); in CI (CI set) fail instead."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the fail-closed tests")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     """A data directory whose ``logs/`` is a 64 KiB tmpfs (needs root to mount)."""
-    path = tmp_path / f"data-{uuid.uuid4().hex[:8]}"
-    logs = path / "logs"
-    logs.mkdir(parents=True)
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0750", "tmpfs", str(logs)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        _skip_or_fail(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    try:
+    with small_log_disk(tmp_path / f"disk-{uuid.uuid4().hex[:8]}") as path:
         yield path
-    finally:
-        subprocess.run(["umount", "-l", str(logs)], check=False)
 
 
 def fill_up(logs: Path) -> None:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from trek_audit.store.schema import fill_full_text, newest_row_id
 from trek_audit.webui.state import EXTENSION, PanelState
+from trek_audit.writer.chain import SEAL_ACTION
 
 ADMIN = ("admin", "admin-password-1")
 VIEWER = ("viewer", "viewer-password-1")
@@ -82,3 +89,52 @@ def json_body(response: TestResponse) -> dict[str, Any]:
     body = response.get_json(silent=True)
     assert isinstance(body, dict), f"not a JSON object: {response.get_data(as_text=True)[:200]!r}"
     return body
+
+
+def seal_row(seq: int, epoch: int, first_seq: int | None = None) -> dict[str, Any]:
+    """The row of a seal line at ``seq`` covering ``first_seq`` .. ``seq - 1``."""
+    details = {
+        "epoch": epoch,
+        "first_seq": seq if first_seq is None else first_seq,
+        "last_seq": seq - 1,
+        "prev": "ab" * 32,
+        "chain": "cd" * 32,
+        "key_id": "0123456789abcdef",
+        "mac": "ef" * 32,
+    }
+    return make_row(
+        seq,
+        action=SEAL_ACTION,
+        user_id=None,
+        username=None,
+        email=None,
+        resource=None,
+        ip=None,
+        details=details,
+    )
+
+
+@contextmanager
+def small_log_disk(directory: Path) -> Iterator[Path]:
+    """A data directory in ``directory`` whose ``logs/`` is a 64 KiB tmpfs (needs root).
+
+    Where a tmpfs cannot be mounted the test is skipped; in CI (CI set) it fails instead.
+    """
+    path = directory / "data"
+    logs = path / "logs"
+    logs.mkdir(parents=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0750", "tmpfs", str(logs)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        reason = f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the fail-closed tests")
+        pytest.skip(reason)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(logs)], check=False)
