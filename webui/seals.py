@@ -98,10 +98,10 @@ def read_sealing(db: AuditQuery, source: str | None = None) -> Sealing | None:
 
     Of ``source``, or of the source of the newest seal line when it is None.
     """
-    newest = db.newest(Filter(action=SEAL_ACTION, source=(source,) if source else ()))
+    newest = db.newest(Filter(action=(SEAL_ACTION,), source=(source,) if source else ()))
     if newest is None:
         return None
-    oldest = db.oldest(Filter(action=SEAL_ACTION, source=(newest.source,))) or newest
+    oldest = db.oldest(Filter(action=(SEAL_ACTION,), source=(newest.source,))) or newest
     details = _details(newest)
     first_seq = _int(_details(oldest).get("first_seq"))
     return Sealing(

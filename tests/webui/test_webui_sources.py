@@ -69,7 +69,7 @@ def page(client: FlaskClient, query: str = "") -> str:
 
 
 def shown_ids(html: str) -> list[str]:
-    return re.findall(r'<tr data-id="([^"]+)">', html)
+    return re.findall(r'<tr data-id="([^"]+)"', html)
 
 
 def api(client: FlaskClient, query: str) -> dict[str, Any]:
@@ -95,7 +95,7 @@ def test_several_sources_show_the_column_and_a_select_of_every_source(
     admin_client: FlaskClient, three_sources: None
 ) -> None:
     html = page(admin_client)
-    assert "<th>Time</th><th>Source</th><th>User</th>" in html
+    assert "</th><th>Source</th><th>User</th>" in html
     assert 'data-sources="shown"' in html
     start = html.index('id="source-filter"')
     select = html[start : html.index("</select>", start)]
@@ -201,7 +201,7 @@ def test_the_export_event_records_the_source_filter(
         for event in map(json.loads, log_file.read_text(encoding="utf-8").splitlines())
         if event["action"] == "audit.export"
     ]
-    assert exports[-1]["details"]["filter"] == {"source": "web-1,web-2"}
+    assert exports[-1]["details"]["filter"] == {"source": ["web-1", "web-2"]}
 
 
 def test_the_chart_counts_only_the_chosen_sources(
