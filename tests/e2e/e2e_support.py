@@ -12,9 +12,13 @@ import subprocess
 import sys
 import threading
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 from trek_audit.writer import AuditWriter
 
@@ -24,6 +28,19 @@ PAYLOAD_DETAILS = {
     "script": "<script>window.__pwned=2;alert(2)</script>",
     "link": "javascript:window.__pwned=3",
 }
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -149,3 +166,42 @@ def stop_panel(panel: Panel) -> None:
         except subprocess.TimeoutExpired:
             panel.process.kill()
             panel.process.wait()
+
+
+def create_account(data_dir: Path, name: str, password: str, role: str) -> None:
+    """Make an account the way an operator does: ``trek-audit admin create --password-stdin``."""
+    subprocess.run(
+        [sys.executable, "-m", "trek_audit", "admin", "create", name, "--role", role]
+        + ["--password-stdin"],
+        input=password + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "TREK_DATA_DIR": str(data_dir)},
+    )
+
+
+def _missing_browser(message: str) -> NoReturn:
+    """Outside CI a missing browser skips with what to install; in CI it fails."""
+    if os.environ.get("CI"):
+        pytest.fail(message + "; CI must run the browser tests")
+    pytest.skip(message + " to run the browser tests")
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium under Playwright; skips (fails in CI) when either is missing."""
+    if not CHROMIUM.exists():
+        _missing_browser(
+            f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+        )
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _missing_browser("the playwright package is missing: pip install playwright")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
