@@ -18,6 +18,7 @@ from typing import Literal, NamedTuple
 __all__ = ["IpPattern", "in_network", "network_prefixes", "parse_ip_pattern", "text_after"]
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # At most this many text prefixes narrow a network through the index: 16 ranges of the
 # (ip, id) index cost little more than one; beyond that a coarser prefix does (see below).
 MAX_PREFIXES = 16
@@ -32,6 +33,20 @@ class IpPattern(NamedTuple):
 
     kind: Literal["exact", "prefix", "network"]
     text: str
+    # An address as typed when it is not spelt canonically (``2001:DB8::1``): rows hold what
+    # their writer wrote, trek-audit's own writer the canonical form, another app maybe this.
+    typed: str | None = None
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """The texts an exact pattern matches: the canonical form (an IPv6 one in capitals too,
+        as some servers write them), and the typed one."""
+        texts = [self.text]
+        if ":" in self.text and self.text.upper() != self.text:
+            texts.append(self.text.upper())
+        if self.typed is not None and self.typed not in texts:
+            texts.append(self.typed)
+        return tuple(texts)
 
 
 def parse_ip_pattern(value: str) -> IpPattern:
@@ -49,7 +64,11 @@ def parse_ip_pattern(value: str) -> IpPattern:
             raise ValueError(f"{text}: a prefix needs something before the *, as in 185.220.*")
         return IpPattern("prefix", prefix)
     if text.endswith((".", ":")) and not _is_address(text):
-        return IpPattern("prefix", text)
+        return IpPattern("prefix", text.lower() if ":" in text else text)
+    address = _address(text)
+    if address is not None and str(address) != text:
+        # 2001:DB8:0::1 is 2001:db8::1, and an excluded address must be excluded however typed.
+        return IpPattern("exact", str(address), typed=text)
     return IpPattern("exact", text)
 
 
@@ -72,11 +91,7 @@ def _parse_network(text: str) -> IpNetwork:
 
 
 def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return _address(text) is not None
 
 
 def text_after(prefix: str) -> str | None:
@@ -129,14 +144,40 @@ def _network(text: str) -> IpNetwork:
     return ipaddress.ip_network(text, strict=False)
 
 
-def in_network(ip: object, network: object) -> int:
-    """1 when ``ip`` is an address inside ``network``, else 0 (NULL and bad text included).
+@lru_cache(maxsize=64)
+def _networks(text: str) -> tuple[IpNetwork, ...]:
+    return tuple(_network(part) for part in text.split())
 
-    SQL function ``trek_in_network(ip, network)``; deterministic.
+
+@lru_cache(maxsize=65_536)
+def _address(text: str) -> IpAddress | None:
+    """The address ``text`` spells (an IPv4-mapped IPv6 address as its IPv4), None for none.
+
+    Cached: a network is checked row by row, and the rows of a log repeat their addresses.
     """
-    if not isinstance(ip, str) or not isinstance(network, str):
-        return 0  # NULL, or a number or blob that ip_address would read as an address
     try:
-        return int(ipaddress.ip_address(ip) in _network(network))
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:10.0.0.1, as a dual-stack server reports 10.0.0.1
+    return address
+
+
+def in_network(ip: object, networks: object) -> int:
+    """1 when ``ip`` is an address inside any of ``networks`` (separated by spaces), else 0.
+
+    NULL and text that is no address are in no network. SQL function
+    ``trek_in_network(ip, networks)``; deterministic. One call checks every network of a
+    filter, so that networks without a prefix to narrow them cost one pass over the rows, not
+    one each.
+    """
+    if not isinstance(ip, str) or not isinstance(networks, str):
+        return 0  # NULL, or a number or blob that ip_address would read as an address
+    address = _address(ip)
+    if address is None:
+        return 0
+    try:
+        return int(any(address in network for network in _networks(networks)))
     except (ValueError, TypeError):
         return 0

@@ -358,19 +358,38 @@ def name_phrase(value: str) -> str | None:
 
 
 def _ips(values: tuple[str, ...]) -> list[Alternative]:
-    return [_ip_alternative(parse_ip_pattern(value)) for value in values]
+    """One branch per value the (ip, id) index serves; the networks it cannot narrow (IPv6,
+    IPv4 shorter than /4) share one, a single pass that checks each row against them all."""
+    patterns = [parse_ip_pattern(value) for value in values]
+    unnarrowed = [pattern.text for pattern in patterns if _scans(pattern)]
+    found = [_ip_alternative(pattern) for pattern in patterns if not _scans(pattern)]
+    if unnarrowed:
+        found.append(Alternative("trek_in_network(a.ip, ?)", (" ".join(unnarrowed),)))
+    return found
+
+
+def _scans(pattern: IpPattern) -> bool:
+    """Whether a pattern is a network that only a check of every row can match."""
+    if pattern.kind != "network":
+        return False
+    network = ipaddress.ip_network(pattern.text)
+    return not (network.version == 4 and network.num_addresses == 1) and not network_prefixes(
+        pattern.text
+    )
 
 
 def _ip_alternative(pattern: IpPattern) -> Alternative:
     if pattern.kind == "exact":
-        return Alternative("a.ip = ?", (pattern.text,))
+        spellings = pattern.spellings
+        return Alternative(f"a.ip IN ({_marks(spellings)})", spellings)
     if pattern.kind == "prefix":
         return _text_range(pattern.text)
     network = ipaddress.ip_network(pattern.text)
     if network.version == 4 and network.num_addresses == 1:
         return Alternative("a.ip = ?", (str(network.network_address),))
     prefixes = network_prefixes(pattern.text) or []
-    ranges = [_text_range(prefix) for prefix in prefixes]
+    # An IPv4 client of a dual-stack server is often recorded as ::ffff:a.b.c.d.
+    ranges = [_text_range(start + prefix) for prefix in prefixes for start in ("", "::ffff:")]
     condition = "trek_in_network(a.ip, ?)"
     params: tuple[Any, ...] = (pattern.text,)
     if ranges:
@@ -389,9 +408,19 @@ def _text_range(prefix: str) -> Alternative:
 
 def _ip_condition(values: tuple[str, ...]) -> Alternative:
     patterns = [parse_ip_pattern(value) for value in values]
-    exact = tuple(pattern.text for pattern in patterns if pattern.kind == "exact")
+    exact = tuple(
+        text for pattern in patterns if pattern.kind == "exact" for text in pattern.spellings
+    )
     parts = [Alternative(f"a.ip IN ({_marks(exact)})", exact)] if exact else []
-    parts.extend(_ip_alternative(pattern) for pattern in patterns if pattern.kind != "exact")
+    parts.extend(
+        _ips(
+            tuple(
+                value
+                for value, pattern in zip(values, patterns, strict=True)
+                if pattern.kind != "exact"
+            )
+        )
+    )
     condition = " OR ".join(part.condition for part in parts)
     return Alternative(f"({condition})", tuple(p for part in parts for p in part.params))
 

@@ -184,6 +184,28 @@ def test_a_network_is_narrowed_by_at_most_16_text_prefixes_of_its_octets() -> No
     assert text_after("10.") == "10/" and text_after("a\U0010ffff") == "b"
 
 
+def test_an_address_is_found_and_excluded_however_it_is_spelt() -> None:
+    stored = ["2001:db8::1", "2001:DB8::1", "::ffff:10.0.0.1", "10.0.0.2", None]
+    with database([Row(ip=ip) for ip in stored]) as query:
+        # The canonical form the writer stores, and in capitals as an app may have recorded it.
+        assert matching(query, Filter(ip=("2001:0DB8:0::1",))) == [2, 1]
+        assert matching(query, Filter(not_ip=("2001:0db8::0001",))) == [5, 4, 3]
+        # A dual-stack server reports IPv4 clients as ::ffff:a.b.c.d: they are in IPv4 networks.
+        assert matching(query, Filter(ip=("10.0.0.0/8",))) == [4, 3]
+        assert matching(query, Filter(ip=("2001:DB8:",))) == [1]
+    assert parse_ip_pattern("2001:DB8::1") == IpPattern("exact", "2001:db8::1", "2001:DB8::1")
+
+
+def test_networks_no_prefix_narrows_are_checked_in_one_pass_over_the_rows() -> None:
+    networks = tuple(f"2001:db{n:x}::/32" for n in range(20))
+    parts = branches(Filter(ip=networks))
+    assert len(parts) == 1 and parts[0].conditions[-1].count("trek_in_network") == 1
+    with database([Row(ip=ip) for ip in IPS]) as query:
+        assert matching(query, Filter(ip=networks)) == [5, 4]
+        assert matching(query, Filter(ip=(*networks, "185.220.101.7"))) == [5, 4, 1]
+        assert matching(query, Filter(not_ip=networks)) == [6, 3, 2, 1]
+
+
 def test_a_network_uses_the_ip_index() -> None:
     with database([Row(ip="10.0.0.1")]) as query:
         plan = " ".join(query.explain(Filter(ip=("10.0.0.0/16",))))
