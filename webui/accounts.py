@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .accounts_db import AccountsDB
 
-__all__ = ["MIN_PASSWORD_LENGTH", "ROLES", "Account", "AccountError", "Accounts"]
+__all__ = ["MIN_PASSWORD_LENGTH", "NAME_PATTERN", "ROLES", "Account", "AccountError", "Accounts"]
 
 
 @functools.cache
@@ -24,7 +24,8 @@ def _dummy_hash() -> str:
 
 ROLES = ("admin", "viewer")
 MIN_PASSWORD_LENGTH = 8
-_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+# A username, and an API token's name: safe in a URL path and in a log line.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _COLUMNS = "id, username, email, role, session_version, created"
 
 
@@ -66,7 +67,7 @@ class Accounts:
     def create(
         self, username: str, password: str, role: str = "admin", email: str | None = None
     ) -> Account:
-        if _USERNAME.fullmatch(username) is None:
+        if NAME_PATTERN.fullmatch(username) is None:
             raise AccountError(
                 "a username is 1 to 64 letters, digits or . _ @ - and starts with a letter or digit"
             )

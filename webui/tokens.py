@@ -7,13 +7,13 @@ the text is shown once, when it is made.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypedDict
 
+from .accounts import NAME_PATTERN
 from .accounts_db import AccountsDB
 
 __all__ = [
@@ -30,8 +30,6 @@ TOKEN_PREFIX = "trek_"  # noqa: S105 (a prefix that marks a token, not a secret)
 # ``last_used`` is written at most this often per token (seconds): a script polling the API
 # many times a second must not turn every read into a write to accounts.db.
 TOUCH_INTERVAL = 60.0
-# The same rule as a username, so that a name is safe in a URL path and a log line.
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 # secrets.token_urlsafe(32) gives 43 characters; anything far longer is not one of ours, and
 # hashing it is refused before it costs anything.
 _MAX_SECRET_LENGTH = 128
@@ -107,7 +105,7 @@ class TokenStore:
 
     def create(self, name: str, created_by: str) -> tuple[ApiToken, str]:
         """Make a token named ``name``; returns it and its secret, which is not kept anywhere."""
-        if _NAME.fullmatch(name) is None:
+        if NAME_PATTERN.fullmatch(name) is None:
             raise TokenError(
                 "a token name is 1 to 64 letters, digits or . _ @ - "
                 "and starts with a letter or digit"
