@@ -7,8 +7,7 @@ import json
 import os
 import shutil
 import signal
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,17 +248,6 @@ def test_file_size_limit_set_before_the_writer_opens_raises_without_a_signal(
     result = in_child(work)
     assert result["failure"]["errno"] == errno.EFBIG
     assert_clean(log_dir, [1])
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A log directory another user can reach (pytest's tmp_path is private to root)."""
-    base = Path(tempfile.mkdtemp(prefix="trek-audit-"))
-    base.chmod(0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base)
 
 
 def become_nobody() -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import glob
 import grp
 import os
-import shutil
 import stat
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +47,6 @@ def group() -> LogGroup:
         raise
     assert entry.gr_gid != os.getgid()
     return LogGroup(entry.gr_gid, entry.gr_name)
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A directory other users can reach (pytest's tmp_path is private to root)."""
-    base = Path(tempfile.mkdtemp(prefix="trek-audit-"))
-    base.chmod(0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base)
 
 
 def everything_in(log_dir: Path) -> list[Path]:
